@@ -1,0 +1,61 @@
+"""Jinja filters that render template answers as safe literals.
+
+Answers are data: every free-text answer reaches Python, TOML or YAML source through one of
+these filters, never pasted raw. Cookiecutter loads this module through ``_extensions`` in
+``cookiecutter.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2.ext import Extension
+
+
+def python_literal(value: Any) -> str:
+    """Render a str, bool or None answer as a Python literal."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return repr(value)
+    raise TypeError(f"cannot render {type(value).__name__} answer {value!r} as a Python literal")
+
+
+def quoted_string(value: Any) -> str:
+    """Render a str as a double-quoted string valid in both TOML and YAML.
+
+    Printable characters (non-ASCII letters included) stay as they are; quotes, backslashes
+    and every other character are escaped with the escapes that TOML and YAML share.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"cannot render {type(value).__name__} answer {value!r} as a string")
+    parts = ['"']
+    for char in value:
+        if char in '"\\':
+            parts.append("\\" + char)
+        elif char == "\n":
+            parts.append("\\n")
+        elif char == "\t":
+            parts.append("\\t")
+        elif char.isprintable():
+            parts.append(char)
+        elif ord(char) <= 0xFFFF:
+            parts.append(f"\\u{ord(char):04X}")
+        else:
+            parts.append(f"\\U{ord(char):08X}")
+    parts.append('"')
+    return "".join(parts)
+
+
+def single_line(value: Any) -> str:
+    """Collapse whitespace runs (newlines included) to single spaces, for Markdown headings."""
+    return " ".join(str(value).split())
+
+
+class PythonStringExtension(Extension):
+    """Adds the ``py``, ``toml``, ``yaml`` and ``single_line`` filters."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        environment.filters["py"] = python_literal
+        environment.filters["toml"] = quoted_string
+        environment.filters["yaml"] = quoted_string
+        environment.filters["single_line"] = single_line

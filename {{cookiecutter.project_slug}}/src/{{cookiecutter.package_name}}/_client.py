@@ -1,0 +1,355 @@
+"""The ChatCompletionClient backed by a local HuggingFace transformers model."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from autogen_core import EVENT_LOGGER_NAME, CancellationToken, Component
+from autogen_core.logging import LLMCallEvent, LLMStreamEndEvent, LLMStreamStartEvent
+from autogen_core.models import (
+    ChatCompletionClient,
+    CreateResult,
+    FinishReasons,
+    LLMMessage,
+    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelInfo,
+    RequestUsage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel, ValidationError
+from transformers import PreTrainedModel
+from typing_extensions import Self
+
+from ._config import GenerationSettings
+from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
+from ._generation import (
+    PASSTHROUGH_ARGUMENTS,
+    GenerationOutput,
+    GenerationRequest,
+    generate_tokens,
+)
+from ._loading import context_window, load_model, load_model_config, load_tokenizer
+from ._model_info import DEFAULT_MODEL_INFO
+from ._prompt import FALLBACK_STOP, ChatMessage, PromptRenderer, to_chat_messages
+from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser
+from ._worker import TorchWorker
+
+event_logger = logging.getLogger(EVENT_LOGGER_NAME)
+
+
+@dataclass
+class _PreparedRequest:
+    chat: list[ChatMessage]
+    generation: GenerationRequest
+    stop: list[str]
+    starts_in_thought: bool
+
+    def parser(self) -> ResponseParser:
+        return ResponseParser(self.stop, starts_in_thought=self.starts_in_thought)
+
+
+class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Config]):
+    """Chat completion client for a local HuggingFace transformers model.
+
+    The prompt is built with the tokenizer's chat template, token counts come from the
+    tokenizer, ``create_stream`` yields text as the model produces it, and a cancelled
+    ``CancellationToken`` stops ``generate`` at the next decoding step. All torch work runs
+    on one thread that the client owns, so the event loop is never blocked.
+
+    The tokenizer is loaded in the constructor; the weights load on the worker thread in
+    the background, and the first request waits for them.
+
+    Args:
+        **kwargs: the fields of the config class (``model_name``, ``max_new_tokens``,
+            ``temperature``, ``stop``, ``device``, ``dtype``, ...). Invalid values raise
+            ``pydantic.ValidationError`` naming the field.
+
+    Example:
+
+        .. code-block:: python
+
+            client = Client(model_name="Qwen/Qwen3-0.6B", max_new_tokens=128)
+            result = await client.create([UserMessage(content="Hi!", source="user")])
+            print(result.content, result.usage)
+            await client.close()
+    """
+
+    component_type = "model"
+    component_config_schema = Config
+    component_provider_override = {{ (cookiecutter.package_name ~ "." ~ cookiecutter.client_class_name) | py }}
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._config = Config(**kwargs)
+        self._model_info: ModelInfo = self._config.model_info or DEFAULT_MODEL_INFO
+        self._settings = self._config.generation_settings()
+        self._tokenizer = load_tokenizer(self._config)
+        self._context_window = context_window(
+            self._config, load_model_config(self._config), self._tokenizer
+        )
+        self._renderer = PromptRenderer(self._tokenizer, self._config.chat_template)
+        self._worker = TorchWorker(type(self).__name__)
+        self._model_future = self._worker.submit(load_model, self._config)
+        self._usage_lock = threading.Lock()
+        self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._closed = False
+
+    # -- Component ---------------------------------------------------------------------
+
+    def _to_config(self) -> Config:
+        return self._config.model_copy(deep=True)
+
+    @classmethod
+    def _from_config(cls, config: Config) -> Self:
+        return cls(**config.model_dump(exclude_unset=True))
+
+    # -- Capabilities and accounting -----------------------------------------------------
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._model_info
+
+    @property
+    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+        return cast(ModelCapabilities, self._model_info)
+
+    @property
+    def context_window(self) -> int:
+        """The most tokens (prompt and answer) the model attends to."""
+        return self._context_window
+
+    def actual_usage(self) -> RequestUsage:
+        return self.total_usage()
+
+    def total_usage(self) -> RequestUsage:
+        with self._usage_lock:
+            return self._total_usage.model_copy()
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        """The exact number of tokens of the prompt the model gets for these messages."""
+        return len(self._encode(to_chat_messages(messages), tools))
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        """Tokens left in the context window after the prompt for these messages."""
+        return max(0, self._context_window - self.count_tokens(messages, tools=tools))
+
+    # -- Requests ----------------------------------------------------------------------
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        """Generate one answer.
+
+        Raises:
+            asyncio.CancelledError: the cancellation token was cancelled; generation stopped.
+            ContextWindowExceededError: the prompt does not fit in the context window.
+            CapabilityError: tools, JSON output or images where the client has no support.
+            ValueError: an unknown or invalid ``extra_create_args`` entry.
+        """
+        prepared = self._prepare(messages, tools, tool_choice, json_output, extra_create_args)
+        output = await self._generate(prepared.generation, cancellation_token)
+        decoder = IncrementalDecoder(self._tokenizer)
+        parser = prepared.parser()
+        parser.feed(decoder.add(output.token_ids) + decoder.flush())
+        parser.finish()
+        result = self._result(prepared, output, parser)
+        event_logger.info(
+            LLMCallEvent(
+                messages=prepared.chat,
+                response=result.model_dump(),
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+            )
+        )
+        return result
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+        include_usage: bool | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        """Yield the answer's text as the model produces it, then one ``CreateResult``.
+
+        The chunks are exactly the content: their concatenation equals the final
+        ``CreateResult.content``. Stop strings never appear in a chunk, even when split
+        across tokens. Reasoning between ``<think>`` and ``</think>`` is not streamed; it
+        arrives in ``CreateResult.thought``. Closing the generator early (``break``,
+        ``aclose()``) or cancelling the token stops the model at the next decoding step.
+        """
+        prepared = self._prepare(messages, tools, tool_choice, json_output, extra_create_args)
+        loop = asyncio.get_running_loop()
+        texts: asyncio.Queue[str | None] = asyncio.Queue()
+        decoder = IncrementalDecoder(self._tokenizer)
+
+        def on_tokens(token_ids: list[int]) -> None:  # runs on the worker thread
+            text = decoder.add(token_ids)
+            if text:
+                loop.call_soon_threadsafe(texts.put_nowait, text)
+
+        prepared.generation.on_tokens = on_tokens
+        event_logger.info(LLMStreamStartEvent(messages=prepared.chat))
+        generation = asyncio.ensure_future(self._generate(prepared.generation, cancellation_token))
+        generation.add_done_callback(lambda _: texts.put_nowait(None))
+        parser = prepared.parser()
+        try:
+            while (text := await texts.get()) is not None:
+                if chunk := parser.feed(text):
+                    yield chunk
+            output = await generation
+            if chunk := parser.feed(decoder.flush()) + parser.finish():
+                yield chunk
+        finally:
+            # Reached on early close too: stop the model before anything else.
+            prepared.generation.cancel_event.set()
+            if not generation.done():
+                generation.cancel()
+        result = self._result(prepared, output, parser)
+        event_logger.info(
+            LLMStreamEndEvent(
+                response=result.model_dump(),
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+            )
+        )
+        yield result
+
+    async def close(self) -> None:
+        """Stop the worker thread and release the model. The client cannot be used after."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
+        self._model_future.cancel()
+        self._model_future = None  # type: ignore[assignment]
+
+    # -- Internals ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(f"{type(self).__name__} was closed; create a new client.")
+
+    def _encode(self, chat: list[ChatMessage], tools: Sequence[Tool | ToolSchema]) -> list[int]:
+        if tools and not self._model_info["function_calling"]:
+            raise CapabilityError(
+                "This client does not support tools (model_info function_calling is false)."
+            )
+        if tools:
+            raise CapabilityError("Tool calling is not implemented in this client yet.")
+        return self._renderer.encode(chat)
+
+    def _request_settings(self, extra_create_args: Mapping[str, Any]) -> tuple[GenerationSettings, dict[str, Any]]:
+        overrides = {k: v for k, v in extra_create_args.items() if k in GenerationSettings.model_fields}
+        passthrough = {k: v for k, v in extra_create_args.items() if k not in overrides}
+        unknown = sorted(set(passthrough) - PASSTHROUGH_ARGUMENTS)
+        if unknown:
+            raise ValueError(
+                f"Unknown extra_create_args {unknown}: use the config's generation fields "
+                f"({', '.join(GenerationSettings.model_fields)}) or transformers GenerationConfig arguments."
+            )
+        if not overrides:
+            return self._settings, passthrough
+        try:
+            settings = GenerationSettings.model_validate({**self._settings.model_dump(), **overrides})
+        except ValidationError as error:
+            raise ValueError(f"Invalid extra_create_args: {error}") from error
+        return settings, passthrough
+
+    def _prepare(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Tool | Literal["auto", "required", "none"],
+        json_output: bool | type[BaseModel] | None,
+        extra_create_args: Mapping[str, Any],
+    ) -> _PreparedRequest:
+        self._check_open()
+        if json_output:
+            raise CapabilityError("JSON output is not implemented in this client yet.")
+        settings, passthrough = self._request_settings(extra_create_args)
+        chat = to_chat_messages(messages)
+        input_ids = self._encode(chat, tools)
+        room = self._context_window - len(input_ids)
+        if room <= 0:
+            raise ContextWindowExceededError(len(input_ids), self._context_window)
+        stop = list(settings.stop)
+        if self._renderer.uses_fallback and FALLBACK_STOP not in stop:
+            stop.append(FALLBACK_STOP)
+            settings = settings.model_copy(update={"stop": stop})
+        prompt_tail = self._tokenizer.decode(input_ids[-4:]).rstrip()
+        return _PreparedRequest(
+            chat=chat,
+            generation=GenerationRequest(
+                input_ids=input_ids,
+                max_new_tokens=min(settings.max_new_tokens, room),
+                settings=settings,
+                extra_arguments=passthrough,
+            ),
+            stop=stop,
+            starts_in_thought=prompt_tail.endswith(THINK_OPEN),
+        )
+
+    async def _model(self) -> PreTrainedModel:
+        self._check_open()
+        # Shielded: a cancelled request must not cancel the shared model load.
+        return await asyncio.shield(asyncio.wrap_future(self._model_future))
+
+    async def _generate(
+        self, request: GenerationRequest, cancellation_token: CancellationToken | None
+    ) -> GenerationOutput:
+        model = await self._model()
+        if cancellation_token is not None:
+            cancellation_token.add_callback(request.cancel_event.set)
+        job = self._worker.submit(generate_tokens, model, self._tokenizer, request)
+        try:
+            output = await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            request.cancel_event.set()
+            # Wait until the model has really stopped (at most one decoding step).
+            await asyncio.wait([asyncio.wrap_future(job)])
+            raise
+        if output.cancelled:
+            raise asyncio.CancelledError("The request was cancelled; generation stopped.")
+        return output
+
+    def _result(self, prepared: _PreparedRequest, output: GenerationOutput, parser: ResponseParser) -> CreateResult:
+        finish_reason: FinishReasons
+        if parser.stopped or output.ended_with_eos:
+            finish_reason = "stop"
+        elif len(output.token_ids) >= prepared.generation.max_new_tokens:
+            finish_reason = "length"
+        else:
+            finish_reason = "stop"
+        usage = RequestUsage(
+            prompt_tokens=len(prepared.generation.input_ids),
+            completion_tokens=len(output.token_ids),
+        )
+        with self._usage_lock:
+            self._total_usage = RequestUsage(
+                prompt_tokens=self._total_usage.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=self._total_usage.completion_tokens + usage.completion_tokens,
+            )
+        return CreateResult(
+            finish_reason=finish_reason,
+            content=parser.content,
+            usage=usage,
+            cached=False,
+            thought=parser.thought,
+        )

@@ -1,0 +1,102 @@
+"""The client's configuration schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from autogen_core.models import ModelInfo, validate_model_info
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._model_info import DEFAULT_MODEL_NAME
+
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class GenerationSettings(BaseModel):
+    """Decoding settings; ``None`` keeps the model's own ``generation_config`` value.
+
+    These may also be given per request through ``extra_create_args``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(default=512, ge=1, description="Most tokens to generate.")
+    temperature: float | None = Field(default=None, gt=0, description="Sampling temperature.")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int | None = Field(default=None, ge=0, description="Sample from the k likeliest tokens.")
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    do_sample: bool | None = Field(default=None, description="Sample instead of greedy decoding.")
+    seed: int | None = Field(default=None, ge=0, description="Seed torch before each request.")
+    stop: list[str] = Field(default_factory=list, description="Stop strings (not returned).")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_strings_not_empty(cls, stop: list[str]) -> list[str]:
+        if any(not text for text in stop):
+            raise ValueError("stop strings must not be empty")
+        return stop
+
+    @model_validator(mode="after")
+    def _sampling_needs_do_sample(self) -> GenerationSettings:
+        if self.do_sample is False:
+            given = [
+                name for name in ("temperature", "top_p", "top_k") if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only apply when sampling: do_sample is false"
+                )
+        return self
+
+
+class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
+    """Everything needed to build the client; what ``dump_component()`` saves."""
+
+    model_name: str = Field(
+        default=DEFAULT_MODEL_NAME, description="HuggingFace model id or local directory."
+    )
+    revision: str | None = Field(default=None, description="Branch, tag or commit of the model.")
+    device: str | None = Field(
+        default=None, description="Torch device, such as 'cpu' or 'cuda:0'. Default: CPU."
+    )
+    dtype: Dtype = Field(default="auto", description="Weights dtype; 'auto' keeps the checkpoint's.")
+    device_map: str | dict[str, Any] | None = Field(
+        default=None, description="Accelerate device map, such as 'auto'. Excludes device."
+    )
+    trust_remote_code: bool = Field(default=False, description="Run code shipped with the model.")
+    local_files_only: bool = Field(default=False, description="Never contact the hub.")
+    chat_template: str | None = Field(
+        default=None, description="Jinja chat template replacing the tokenizer's own."
+    )
+    context_window: int | None = Field(
+        default=None, ge=1, description="Context length; default: read from the model's config."
+    )
+    model_info: ModelInfo | None = Field(
+        default=None, description="Capabilities; default: the answers given at generation."
+    )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_not_blank(cls, model_name: str) -> str:
+        if not model_name.strip():
+            raise ValueError("model_name must not be empty")
+        return model_name
+
+    @field_validator("model_info")
+    @classmethod
+    def _model_info_complete(cls, model_info: ModelInfo | None) -> ModelInfo | None:
+        if model_info is not None:
+            validate_model_info(model_info)
+        return model_info
+
+    @model_validator(mode="after")
+    def _device_or_device_map(self) -> {{ cookiecutter.client_class_name }}Config:
+        if self.device is not None and self.device_map is not None:
+            raise ValueError("give device or device_map, not both")
+        return self
+
+    def generation_settings(self) -> GenerationSettings:
+        """The decoding part of this config."""
+        return GenerationSettings.model_validate(
+            self.model_dump(include=set(GenerationSettings.model_fields))
+        )

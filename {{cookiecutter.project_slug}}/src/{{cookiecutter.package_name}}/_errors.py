@@ -1,0 +1,21 @@
+"""Errors raised by the client."""
+
+
+class ContextWindowExceededError(ValueError):
+    """The prompt does not fit in the model's context window."""
+
+    def __init__(self, prompt_tokens: int, context_window: int) -> None:
+        super().__init__(
+            f"The prompt has {prompt_tokens} tokens, but the model's context window is "
+            f"{context_window} tokens: shorten the messages or raise context_window."
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_window = context_window
+
+
+class CapabilityError(ValueError):
+    """A request asked for a capability this client does not have."""
+
+
+class ClientClosedError(RuntimeError):
+    """The client was used after ``close()``."""

@@ -1,0 +1,77 @@
+"""Loading the tokenizer, the model config and the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from ._config import {{ cookiecutter.client_class_name }}Config as Config
+
+_CONTEXT_ATTRIBUTES = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+_UNBOUNDED = 10**9  # tokenizers without a limit report a huge model_max_length
+
+
+def _hub_arguments(config: Config) -> dict[str, Any]:
+    return {
+        "revision": config.revision,
+        "trust_remote_code": config.trust_remote_code,
+        "local_files_only": config.local_files_only,
+    }
+
+
+def load_tokenizer(config: Config) -> PreTrainedTokenizerBase:
+    """Load the model's tokenizer."""
+    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+        config.model_name, **_hub_arguments(config)
+    )
+    return tokenizer
+
+
+def load_model_config(config: Config) -> PretrainedConfig:
+    """Load the model's ``config.json``."""
+    model_config: PretrainedConfig = AutoConfig.from_pretrained(
+        config.model_name, **_hub_arguments(config)
+    )
+    return model_config
+
+
+def load_model(config: Config) -> PreTrainedModel:
+    """Load the model weights, on ``device`` or through ``device_map``. Call on the worker."""
+    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+        config.model_name,
+        dtype=config.dtype,
+        device_map=config.device_map,
+        **_hub_arguments(config),
+    )
+    if config.device is not None:
+        model.to(config.device)
+    model.eval()
+    return model
+
+
+def context_window(
+    config: Config, model_config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase
+) -> int:
+    """The number of tokens the model can attend to: the override, else the model's own."""
+    if config.context_window is not None:
+        return config.context_window
+    text_config = model_config.get_text_config()
+    for attribute in _CONTEXT_ATTRIBUTES:
+        value = getattr(text_config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = tokenizer.model_max_length
+    if isinstance(limit, int) and 0 < limit < _UNBOUNDED:
+        return limit
+    raise ValueError(
+        f"Cannot tell the context window of {config.model_name!r} from its config or "
+        "tokenizer: set context_window in the client config."
+    )

@@ -1,0 +1,149 @@
+"""AutoGen messages to chat-template messages, and prompts to token ids."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from autogen_core import Image
+from autogen_core.models import (
+    AssistantMessage,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    SystemMessage,
+    UserMessage,
+)
+from jinja2 import TemplateError
+from transformers import PreTrainedTokenizerBase
+
+from ._errors import CapabilityError
+
+ChatMessage = dict[str, Any]
+"""A message as chat templates expect it: ``{"role": ..., "content": ...}`` and friends."""
+
+FALLBACK_CHAT_TEMPLATE = (
+    resources.files(__package__).joinpath("fallback_chat_template.jinja").read_text("utf-8")
+)
+FALLBACK_STOP = "\nUser:"
+"""Stop string added when the fallback template is in use."""
+
+
+def _tool_call_arguments(arguments: str) -> Any:
+    """Chat templates want tool-call arguments as a dict; AutoGen keeps a JSON string."""
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+
+
+def _user_content(message: UserMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    texts: list[str] = []
+    for part in message.content:
+        if isinstance(part, Image):
+            raise CapabilityError(
+                "This client was generated without vision: it cannot take images "
+                f"(user message from {message.source!r})."
+            )
+        texts.append(part)
+    return "\n".join(texts)
+
+
+def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+    """Convert AutoGen messages to the dicts that ``apply_chat_template`` renders."""
+    chat: list[ChatMessage] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            chat.append({"role": "system", "content": message.content})
+        elif isinstance(message, UserMessage):
+            chat.append({"role": "user", "content": _user_content(message)})
+        elif isinstance(message, AssistantMessage):
+            entry: ChatMessage = {"role": "assistant"}
+            if isinstance(message.content, str):
+                entry["content"] = message.content
+            else:
+                entry["content"] = ""
+                entry["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.name,
+                            "arguments": _tool_call_arguments(call.arguments),
+                        },
+                    }
+                    for call in message.content
+                ]
+            if message.thought:
+                entry["reasoning_content"] = message.thought
+            chat.append(entry)
+        elif isinstance(message, FunctionExecutionResultMessage):
+            chat.extend(
+                {
+                    "role": "tool",
+                    "content": result.content,
+                    "tool_call_id": result.call_id,
+                    "name": result.name,
+                }
+                for result in message.content
+            )
+        else:  # pragma: no cover - LLMMessage is a closed union
+            raise TypeError(f"Unsupported message type: {type(message).__name__}")
+    return chat
+
+
+def _merge_system_messages(chat: list[ChatMessage]) -> list[ChatMessage]:
+    """For templates that reject the system role: fold system text into the next user turn."""
+    merged: list[ChatMessage] = []
+    pending: list[str] = []
+    for message in chat:
+        if message["role"] == "system":
+            pending.append(message["content"])
+        elif message["role"] == "user" and pending:
+            merged.append({**message, "content": "\n\n".join([*pending, message["content"]])})
+            pending = []
+        else:
+            merged.append(message)
+    if pending:
+        merged.append({"role": "user", "content": "\n\n".join(pending)})
+    return merged
+
+
+class PromptRenderer:
+    """Renders chats through the model's chat template (or an override, or the fallback)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, chat_template: str | None) -> None:
+        self._tokenizer = tokenizer
+        self.uses_fallback = chat_template is None and not tokenizer.chat_template
+        self._template = FALLBACK_CHAT_TEMPLATE if self.uses_fallback else chat_template
+        self._merge_system = False
+
+    def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
+        encoding = self._tokenizer.apply_chat_template(
+            _merge_system_messages(chat) if self._merge_system else chat,
+            tools=tools,
+            chat_template=self._template,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+        )
+        input_ids: list[int] = encoding["input_ids"]
+        return input_ids
+
+    def encode(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        """Token ids of the prompt the model gets for ``chat``."""
+        try:
+            return self._render(chat, tools)
+        except TemplateError:
+            # Some templates (Gemma, older Mistral) raise on a system message.
+            if self._merge_system or not any(m["role"] == "system" for m in chat):
+                raise
+            self._merge_system = True
+            try:
+                return self._render(chat, tools)
+            except TemplateError:
+                self._merge_system = False
+                raise

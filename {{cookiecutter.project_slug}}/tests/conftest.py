@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny models built offline, once per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tiny_models import build_tiny_model
+from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2 model whose tokenizer has a ChatML chat template with tools."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-chat"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_without_template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same kind of model, with a tokenizer that has no chat template (like GPT-2)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-plain"), chat_template=None, seed=1)
+
+
+@pytest.fixture(scope="session")
+async def client(tiny_model_path: Path) -> AsyncIterator[Client]:
+    """A greedy client on the tiny chat model, shared by the tests that do not configure one."""
+    shared = Client(model_name=str(tiny_model_path), max_new_tokens=24, do_sample=False)
+    yield shared
+    await shared.close()
