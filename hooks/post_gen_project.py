@@ -1,0 +1,301 @@
+"""Finish the new project: drop what was answered "no", then verify that it works.
+
+Verification creates ``.venv`` in the project (uv when present, else venv and pip), installs
+the project with its development extras, formats it with ruff, and runs its tests, ruff and
+mypy. It never downloads a model, never waits for input, and honours pip's constraint and
+find-links settings from the environment. When the Python that runs cookiecutter already has
+torch, the new environment reuses it instead of downloading it again.
+
+This hook always exits 0: a failing hook makes cookiecutter delete the project. A failed
+verification is reported instead, with the command to re-run. Set
+``AUTOGEN_HF_CLIENT_SKIP_VERIFY=1`` (or answer no to ``verify_generated_project``) to skip it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SKIP_VARIABLE = "AUTOGEN_HF_CLIENT_SKIP_VERIFY"
+MIN_TORCH = (2, 4)
+STEP_TIMEOUT_SECONDS = 45 * 60
+BANNER = "=" * 72
+
+# Files that exist only when a capability was answered "yes" ({package} is the package dir).
+OPTIONAL_FILES: dict[str, list[str]] = {
+    "vision": [],
+    "function_calling": [],
+    "json_output": [],
+    "structured_output": [],
+}
+# Files that exist only when a capability was answered "no".
+DISABLED_FILES: dict[str, list[str]] = {
+    "vision": [],
+    "function_calling": [],
+    "json_output": [],
+    "structured_output": [],
+}
+
+
+def unselected_files(answers: Mapping[str, Any]) -> list[str]:
+    """Relative paths to delete for these answers."""
+    package = f"src/{answers['package_name']}"
+    paths: list[str] = []
+    for capability in OPTIONAL_FILES:
+        chosen = OPTIONAL_FILES if not answers[capability] else DISABLED_FILES
+        paths.extend(path.format(package=package) for path in chosen[capability])
+    return paths
+
+
+def remove_unselected(project: Path, answers: Mapping[str, Any]) -> None:
+    """Delete the files of capabilities that were not chosen."""
+    for relative in unselected_files(answers):
+        (project / relative).unlink(missing_ok=True)
+
+
+@dataclass
+class Step:
+    """One verification command."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def shell(self, project: Path) -> str:
+        """The command as a user would type it to re-run this step."""
+        assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
+        return f"cd {shlex.quote(str(project))} && " + " ".join(
+            [*assignments, *(shlex.quote(part) for part in self.command)]
+        )
+
+
+@dataclass
+class TorchInstall:
+    """A torch already installed for the Python running this hook."""
+
+    version: str
+    site_packages: Path
+    top_level: list[str]
+
+
+def installed_torch() -> TorchInstall | None:
+    """The torch next to this Python, if it is recent enough for the generated project."""
+    try:
+        distribution = metadata.distribution("torch")
+    except metadata.PackageNotFoundError:
+        return None
+    version = distribution.version
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return None
+    if (major, minor) < MIN_TORCH:
+        return None
+    top_level = sorted(
+        {
+            Path(str(file)).parts[0]
+            for file in distribution.files or []
+            if not str(file).startswith("..") and Path(str(file)).parts
+        }
+    )
+    return TorchInstall(version, Path(str(distribution.locate_file(""))), top_level)
+
+
+def venv_python(project: Path) -> Path:
+    """The interpreter of the project's ``.venv``."""
+    if os.name == "nt":
+        return project / ".venv" / "Scripts" / "python.exe"
+    return project / ".venv" / "bin" / "python"
+
+
+def share_torch(project: Path, torch: TorchInstall) -> bool:
+    """Make the new environment see the installed torch through links and a ``.pth`` file.
+
+    Only torch's own files are linked, so nothing else leaks from the outer environment.
+    Returns False (and changes nothing that matters) where links cannot be made.
+    """
+    links = project / ".venv" / "shared-torch"
+    try:
+        links.mkdir(parents=True, exist_ok=True)
+        for name in torch.top_level:
+            target = links / name
+            if not target.exists():
+                target.symlink_to(torch.site_packages / name, target_is_directory=(torch.site_packages / name).is_dir())
+    except OSError:
+        shutil.rmtree(links, ignore_errors=True)
+        return False
+    purelib = subprocess.run(
+        [str(venv_python(project)), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
+    ).stdout.strip()
+    Path(purelib, "_shared_torch.pth").write_text(f"{links}\n", encoding="utf-8")
+    return True
+
+
+def _split_setting(value: str | None) -> list[str]:
+    return value.split() if value else []
+
+
+def create_step(uv: str | None) -> Step:
+    """The command that creates ``.venv`` with the Python running this hook."""
+    if uv:
+        return Step("create environment (uv)", [uv, "venv", "--python", sys.executable, ".venv"])
+    return Step("create environment (venv)", [sys.executable, "-m", "venv", ".venv"])
+
+
+def install_step(
+    project: Path, env: Mapping[str, str], uv: str | None, torch: TorchInstall | None
+) -> Step:
+    """The command that installs the project with its development extras.
+
+    pip reads ``PIP_CONSTRAINT`` and ``PIP_FIND_LINKS`` itself; uv is handed them as options.
+    A shared torch is pinned by a constraint so that pip never replaces it.
+    """
+    python = str(venv_python(project))
+    constraints = _split_setting(env.get("PIP_CONSTRAINT"))
+    if uv:
+        command = [uv, "pip", "install", "--python", python, "-e", ".[dev]"]
+        for link in _split_setting(env.get("PIP_FIND_LINKS")):
+            command += ["--find-links", link]
+    else:
+        command = [python, "-m", "pip", "install", "--no-input", "-e", ".[dev]"]
+    if torch is not None:
+        constraints.append(str(torch_constraint_file(project)))
+    for constraint in constraints:
+        command += ["--constraint", constraint]
+    return Step("install project", command)
+
+
+def torch_constraint_file(project: Path) -> Path:
+    """Where the pin of a shared torch is written."""
+    return project / ".venv" / "torch-constraint.txt"
+
+
+def check_steps(project: Path) -> list[Step]:
+    """The commands that format, test and lint the installed project."""
+    python = str(venv_python(project))
+    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return [
+        Step("format (ruff format)", [python, "-m", "ruff", "format", "."]),
+        Step("tests (pytest)", [python, "-m", "pytest", "-q"], offline),
+        Step("lint (ruff check)", [python, "-m", "ruff", "check", "."]),
+        Step("types (mypy --strict)", [python, "-m", "mypy"], offline),
+    ]
+
+
+Runner = Callable[[Step, Path], int]
+
+
+def run_step(step: Step, project: Path) -> int:
+    """Run one step in the project, output shown, input closed, with a time limit."""
+    env = {**os.environ, "PIP_NO_INPUT": "1", **step.env}
+    try:
+        return subprocess.run(
+            step.command, cwd=project, env=env, stdin=subprocess.DEVNULL, timeout=STEP_TIMEOUT_SECONDS
+        ).returncode
+    except subprocess.TimeoutExpired:
+        print(f"[verify] {step.name}: timed out after {STEP_TIMEOUT_SECONDS} s", flush=True)
+        return 124
+    except OSError as error:
+        print(f"[verify] {step.name}: {error}", flush=True)
+        return 127
+
+
+def run_steps(steps: Sequence[Step], project: Path, runner: Runner = run_step) -> Step | None:
+    """Run the steps in order, printing each with its time; return the one that failed."""
+    for step in steps:
+        print(f"[verify] {step.name} ...", flush=True)
+        started = time.monotonic()
+        code = runner(step, project)
+        elapsed = time.monotonic() - started
+        if code != 0:
+            print(f"[verify] {step.name}: FAILED (exit code {code}, {elapsed:.1f} s)", flush=True)
+            return step
+        print(f"[verify] {step.name}: ok ({elapsed:.1f} s)", flush=True)
+    return None
+
+
+def verify(
+    project: Path,
+    env: Mapping[str, str],
+    runner: Runner = run_step,
+    uv: str | None = None,
+    torch: TorchInstall | None = None,
+) -> bool:
+    """Create the environment, install, test and lint; report the outcome. True when all passed.
+
+    With ``torch`` (an install to reuse), the environment is made with venv and pip, which see
+    the linked torch; uv is used only when there is no torch to reuse.
+    """
+    started = time.monotonic()
+    uv = None if torch is not None else uv
+    print(f"[verify] verifying the new project in {project / '.venv'}", flush=True)
+    failed = run_steps([create_step(uv)], project, runner)
+    if failed is None and torch is not None:
+        if share_torch(project, torch):
+            torch_constraint_file(project).write_text(f"torch=={torch.version}\n", encoding="utf-8")
+            print(f"[verify] reusing torch {torch.version} from {torch.site_packages}", flush=True)
+        else:
+            print("[verify] cannot link the installed torch here: pip will install torch", flush=True)
+            torch = None
+    if failed is None:
+        steps = [install_step(project, env, uv, torch), *check_steps(project)]
+        failed = run_steps(steps, project, runner)
+    elapsed = time.monotonic() - started
+    print(BANNER, flush=True)
+    if failed is None:
+        print(f"VERIFIED: {project.name} installs, and its tests, ruff and mypy pass ({elapsed:.1f} s).")
+        print(f"Its environment: {venv_python(project).parent}")
+    else:
+        print(f"VERIFICATION FAILED at step '{failed.name}' after {elapsed:.1f} s.")
+        print(f"The project was generated and kept at: {project}")
+        print("Fix the problem, then re-run the failed step with:")
+        print(f"  {failed.shell(project)}")
+    print(BANNER, flush=True)
+    return failed is None
+
+
+def verification_wanted(answers: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """Why verification is skipped, or None when it should run."""
+    if not answers.get("verify_generated_project"):
+        return "verify_generated_project is no"
+    if env.get(SKIP_VARIABLE, "").strip().lower() not in {"", "0", "false", "no"}:
+        return f"{SKIP_VARIABLE} is set"
+    return None
+
+
+def record_answers(project: Path, answers: Mapping[str, Any]) -> None:
+    """Write the answers to ``.cookiecutter.json``, so the project can be updated later.
+
+    Keys that describe this machine rather than the project (output and checkout paths) are
+    left out; ``_template`` stays, so ``cruft`` or ``cookiecutter --replay-file`` find it.
+    """
+    machine_specific = {"_output_dir", "_repo_dir", "_checkout"}
+    recorded = {key: value for key, value in answers.items() if key not in machine_specific}
+    text = json.dumps(recorded, indent=2, sort_keys=True, ensure_ascii=False)
+    (project / ".cookiecutter.json").write_text(text + "\n", encoding="utf-8")
+
+
+def main(answers: Mapping[str, Any], project: Path) -> int:
+    remove_unselected(project, answers)
+    record_answers(project, answers)
+    reason = verification_wanted(answers, os.environ)
+    if reason is not None:
+        print(f"[verify] skipped: {reason}.")
+        return 0
+    verify(project, os.environ, uv=shutil.which("uv"), torch=installed_torch())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(json.loads({{ cookiecutter | jsonify | tojson }}), Path.cwd()))  # noqa: F821

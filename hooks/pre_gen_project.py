@@ -1,0 +1,129 @@
+"""Refuse bad answers before anything is written.
+
+Cookiecutter renders this file with the answers, runs it, and removes the output directory
+when it exits non-zero. Each refusal is one line naming the field, the value and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+from typing import Any
+
+# Import names a generated package must not take: it would shadow the dependency.
+RESERVED_PACKAGE_NAMES = frozenset(
+    {
+        "autogen",
+        "autogen_agentchat",
+        "autogen_core",
+        "autogen_ext",
+        "accelerate",
+        "huggingface_hub",
+        "jinja2",
+        "mypy",
+        "numpy",
+        "PIL",
+        "pydantic",
+        "pydantic_core",
+        "pytest",
+        "pytest_asyncio",
+        "ruff",
+        "safetensors",
+        "tests",
+        "tiny_models",
+        "tokenizers",
+        "torch",
+        "transformers",
+        "typing_extensions",
+        "xgrammar",
+    }
+)
+DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
+FLAGS = ("vision", "function_calling", "json_output", "structured_output", "verify_generated_project")
+FREE_TEXT = ("project_name", "author_name")
+
+
+def _check_identifier(field: str, value: str) -> str | None:
+    if not value.isidentifier() or not value.isascii():
+        return f"{field} {value!r} is not a valid ASCII Python identifier"
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        return f"{field} {value!r} is a Python keyword"
+    return None
+
+
+def check_package_name(value: str) -> str | None:
+    """Why ``value`` cannot be the import name of the generated package, or None."""
+    if problem := _check_identifier("package_name", value):
+        return problem
+    if value in sys.stdlib_module_names:
+        return f"package_name {value!r} shadows the standard library module of that name"
+    if value in RESERVED_PACKAGE_NAMES or value.lower() in {n.lower() for n in RESERVED_PACKAGE_NAMES}:
+        return f"package_name {value!r} shadows a dependency of the generated project"
+    return None
+
+
+def check_answers(answers: dict[str, Any]) -> list[str]:
+    """Every problem with the answers, one line each; empty when they are all good."""
+    problems: list[str] = []
+    for flag in FLAGS:
+        if not isinstance(answers.get(flag), bool):
+            problems.append(f"{flag} {answers.get(flag)!r} must be a boolean (yes or no)")
+    for field in FREE_TEXT:
+        value = answers.get(field, "")
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{field} {value!r} must not be empty")
+        elif any(0xD800 <= ord(char) <= 0xDFFF or char == "\x00" for char in value):
+            problems.append(f"{field} {value!r} must not contain NUL or lone surrogate characters")
+    if problem := check_package_name(str(answers.get("package_name", ""))):
+        problems.append(problem)
+    if problem := _check_identifier("client_class_name", str(answers.get("client_class_name", ""))):
+        problems.append(problem)
+    slug = str(answers.get("project_slug", ""))
+    if not DISTRIBUTION_NAME.match(slug):
+        problems.append(
+            f"project_slug {slug!r} is not a valid distribution name "
+            "(letters, digits, '.', '_' and '-', starting and ending with a letter or digit)"
+        )
+    model_name = answers.get("model_name", "")
+    if not isinstance(model_name, str) or not model_name.strip():
+        problems.append(f"model_name {model_name!r} must name a HuggingFace model id or local path")
+    elif model_name != model_name.strip() or not model_name.isprintable():
+        problems.append(
+            f"model_name {model_name!r} must not have surrounding whitespace or control characters"
+        )
+    family = str(answers.get("model_family", ""))
+    if not FAMILY.match(family):
+        problems.append(
+            f"model_family {family!r} must be one word such as 'unknown' or 'qwen' "
+            "(letters, digits, '.', '_', ':', '/', '-')"
+        )
+    if answers.get("structured_output") is True and answers.get("json_output") is not True:
+        problems.append("structured_output True needs json_output: structured output is constrained JSON")
+    email = str(answers.get("author_email", ""))
+    if not EMAIL.match(email):
+        problems.append(f"author_email {email!r} is not an email address")
+    if answers.get("license") not in LICENSES:
+        problems.append(f"license {answers.get('license')!r} must be one of {', '.join(LICENSES)}")
+    if answers.get("min_python_version") not in SUPPORTED_PYTHONS:
+        problems.append(
+            f"min_python_version {answers.get('min_python_version')!r} must be one of "
+            f"{', '.join(SUPPORTED_PYTHONS)}"
+        )
+    return problems
+
+
+def main(answers: dict[str, Any]) -> int:
+    problems = check_answers(answers)
+    for problem in problems:
+        print(f"ERROR: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(json.loads({{ cookiecutter | jsonify | tojson }})))  # noqa: F821
