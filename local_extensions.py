@@ -13,17 +13,19 @@ from jinja2.ext import Extension
 
 
 def python_literal(value: Any) -> str:
-    """Render a str, bool or None answer as a Python literal."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    """Render a str, bool or None answer as a Python literal (strings double-quoted)."""
+    if isinstance(value, bool) or value is None:
         return repr(value)
+    if isinstance(value, str):
+        return quoted_string(value)
     raise TypeError(f"cannot render {type(value).__name__} answer {value!r} as a Python literal")
 
 
 def quoted_string(value: Any) -> str:
-    """Render a str as a double-quoted string valid in both TOML and YAML.
+    """Render a str as a double-quoted string that is valid Python, TOML and YAML alike.
 
     Printable characters (non-ASCII letters included) stay as they are; quotes, backslashes
-    and every other character are escaped with the escapes that TOML and YAML share.
+    and every other character are escaped with the escapes the three languages share.
     """
     if not isinstance(value, str):
         raise TypeError(f"cannot render {type(value).__name__} answer {value!r} as a string")

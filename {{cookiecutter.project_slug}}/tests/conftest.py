@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from tiny_models import build_tiny_model
+
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

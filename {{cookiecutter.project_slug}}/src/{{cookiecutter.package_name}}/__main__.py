@@ -18,10 +18,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Send one prompt to the model and stream the answer.",
     )
     parser.add_argument("prompt", help="the user message; '-' reads it from standard input")
-    parser.add_argument("--model", default=DEFAULT_MODEL_NAME, help="model id or local path (default: %(default)s)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL_NAME, help="model id or local path (default: %(default)s)"
+    )
     parser.add_argument("--system", help="a system message to send first")
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
+    parser.add_argument(
+        "--temperature", type=float, help="sample at this temperature (default: greedy)"
+    )
     parser.add_argument("--device", help="torch device, such as cpu or cuda:0")
     parser.add_argument("--local-files-only", action="store_true", help="never contact the hub")
     return parser

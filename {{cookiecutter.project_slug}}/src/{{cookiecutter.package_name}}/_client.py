@@ -16,7 +16,7 @@ from autogen_core.models import (
     CreateResult,
     FinishReasons,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelInfo,
     RequestUsage,
 )
@@ -37,7 +37,7 @@ from ._generation import (
 from ._loading import context_window, load_model, load_model_config, load_tokenizer
 from ._model_info import DEFAULT_MODEL_INFO
 from ._prompt import FALLBACK_STOP, ChatMessage, PromptRenderer, to_chat_messages
-from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser
+from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
 from ._worker import TorchWorker
 
 event_logger = logging.getLogger(EVENT_LOGGER_NAME)
@@ -115,7 +115,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         return self._model_info
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         return cast(ModelCapabilities, self._model_info)
 
     @property
@@ -128,13 +128,17 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
 
     def total_usage(self) -> RequestUsage:
         with self._usage_lock:
-            return self._total_usage.model_copy()
+            return self._total_usage
 
-    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+    def count_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
         """The exact number of tokens of the prompt the model gets for these messages."""
         return len(self._encode(to_chat_messages(messages), tools))
 
-    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+    def remaining_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
+    ) -> int:
         """Tokens left in the context window after the prompt for these messages."""
         return max(0, self._context_window - self.count_tokens(messages, tools=tools))
 
@@ -247,6 +251,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise ClientClosedError(f"{type(self).__name__} was closed; create a new client.")
 
     def _encode(self, chat: list[ChatMessage], tools: Sequence[Tool | ToolSchema]) -> list[int]:
+        self._check_open()
         if tools and not self._model_info["function_calling"]:
             raise CapabilityError(
                 "This client does not support tools (model_info function_calling is false)."
@@ -255,19 +260,26 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise CapabilityError("Tool calling is not implemented in this client yet.")
         return self._renderer.encode(chat)
 
-    def _request_settings(self, extra_create_args: Mapping[str, Any]) -> tuple[GenerationSettings, dict[str, Any]]:
-        overrides = {k: v for k, v in extra_create_args.items() if k in GenerationSettings.model_fields}
+    def _request_settings(
+        self, extra_create_args: Mapping[str, Any]
+    ) -> tuple[GenerationSettings, dict[str, Any]]:
+        overrides = {
+            k: v for k, v in extra_create_args.items() if k in GenerationSettings.model_fields
+        }
         passthrough = {k: v for k, v in extra_create_args.items() if k not in overrides}
         unknown = sorted(set(passthrough) - PASSTHROUGH_ARGUMENTS)
         if unknown:
             raise ValueError(
                 f"Unknown extra_create_args {unknown}: use the config's generation fields "
-                f"({', '.join(GenerationSettings.model_fields)}) or transformers GenerationConfig arguments."
+                f"({', '.join(GenerationSettings.model_fields)}) or transformers "
+                "GenerationConfig arguments."
             )
         if not overrides:
             return self._settings, passthrough
         try:
-            settings = GenerationSettings.model_validate({**self._settings.model_dump(), **overrides})
+            settings = GenerationSettings.model_validate(
+                {**self._settings.model_dump(), **overrides}
+            )
         except ValidationError as error:
             raise ValueError(f"Invalid extra_create_args: {error}") from error
         return settings, passthrough
@@ -293,7 +305,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if self._renderer.uses_fallback and FALLBACK_STOP not in stop:
             stop.append(FALLBACK_STOP)
             settings = settings.model_copy(update={"stop": stop})
-        prompt_tail = self._tokenizer.decode(input_ids[-4:]).rstrip()
+        prompt_tail = decode(self._tokenizer, input_ids[-4:]).rstrip()
         return _PreparedRequest(
             chat=chat,
             generation=GenerationRequest(
@@ -329,7 +341,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise asyncio.CancelledError("The request was cancelled; generation stopped.")
         return output
 
-    def _result(self, prepared: _PreparedRequest, output: GenerationOutput, parser: ResponseParser) -> CreateResult:
+    def _result(
+        self, prepared: _PreparedRequest, output: GenerationOutput, parser: ResponseParser
+    ) -> CreateResult:
         finish_reason: FinishReasons
         if parser.stopped or output.ended_with_eos:
             finish_reason = "stop"

@@ -40,12 +40,12 @@ class GenerationSettings(BaseModel):
     def _sampling_needs_do_sample(self) -> GenerationSettings:
         if self.do_sample is False:
             given = [
-                name for name in ("temperature", "top_p", "top_k") if getattr(self, name) is not None
+                name
+                for name in ("temperature", "top_p", "top_k")
+                if getattr(self, name) is not None
             ]
             if given:
-                raise ValueError(
-                    f"{', '.join(given)} only apply when sampling: do_sample is false"
-                )
+                raise ValueError(f"{', '.join(given)} only apply when sampling: do_sample is false")
         return self
 
 
@@ -59,7 +59,9 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
     device: str | None = Field(
         default=None, description="Torch device, such as 'cpu' or 'cuda:0'. Default: CPU."
     )
-    dtype: Dtype = Field(default="auto", description="Weights dtype; 'auto' keeps the checkpoint's.")
+    dtype: Dtype = Field(
+        default="auto", description="Weights dtype; 'auto' keeps the checkpoint's."
+    )
     device_map: str | dict[str, Any] | None = Field(
         default=None, description="Accelerate device map, such as 'auto'. Excludes device."
     )

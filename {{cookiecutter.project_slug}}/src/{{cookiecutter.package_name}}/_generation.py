@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from transformers import (
@@ -23,10 +23,17 @@ _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "do_sample", "repetition_pe
 _CONTROLLED = {"streamer", "stopping_criteria", "stop_strings", "num_return_sequences"}
 PASSTHROUGH_ARGUMENTS = frozenset(
     name
-    for name in GenerationConfig().to_dict()
+    for name in GenerationConfig().to_dict()  # type: ignore[no-untyped-call]
     if not name.startswith("_") and name not in _CONTROLLED and name != "transformers_version"
 ) | {"logits_processor"}
 """Generation arguments that ``extra_create_args`` may pass straight to ``generate``."""
+
+
+class SupportsGenerate(Protocol):
+    """A model with ``generate`` (transformers types it through a mixin mypy cannot bind)."""
+
+    def generate(self, **kwargs: Any) -> torch.Tensor:
+        """Generate token ids for ``input_ids``; returns prompt and new tokens."""
 
 
 @dataclass
@@ -57,7 +64,9 @@ class _StopOnEvent(StoppingCriteria):
     def __init__(self, event: threading.Event) -> None:
         self._event = event
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
         stop = self._event.is_set()
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
@@ -109,7 +118,7 @@ def generate_tokens(
         torch.manual_seed(settings.seed)
     input_ids = torch.tensor([request.input_ids], dtype=torch.long, device=model.device)
     with torch.inference_mode():
-        sequences = model.generate(
+        sequences = cast(SupportsGenerate, model).generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
             max_new_tokens=request.max_new_tokens,

@@ -15,7 +15,13 @@ from transformers import (
 
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 
-_CONTEXT_ATTRIBUTES = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+_CONTEXT_ATTRIBUTES = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_sequence_length",
+    "seq_length",
+    "n_ctx",
+)
 _UNBOUNDED = 10**9  # tokenizers without a limit report a huge model_max_length
 
 
@@ -44,16 +50,14 @@ def load_model_config(config: Config) -> PretrainedConfig:
 
 
 def load_model(config: Config) -> PreTrainedModel:
-    """Load the model weights, on ``device`` or through ``device_map``. Call on the worker."""
+    """Load the weights (in eval mode) on ``device`` or by ``device_map``; on the worker only."""
     model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
         config.model_name,
         dtype=config.dtype,
-        device_map=config.device_map,
+        # A plain device is a device map too: the weights load straight onto it.
+        device_map=config.device if config.device is not None else config.device_map,
         **_hub_arguments(config),
     )
-    if config.device is not None:
-        model.to(config.device)
-    model.eval()
     return model
 
 

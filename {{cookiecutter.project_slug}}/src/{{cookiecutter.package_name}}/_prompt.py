@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from autogen_core import Image
 from autogen_core.models import (
@@ -16,7 +16,7 @@ from autogen_core.models import (
     UserMessage,
 )
 from jinja2 import TemplateError
-from transformers import PreTrainedTokenizerBase
+from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from ._errors import CapabilityError
 
@@ -124,16 +124,18 @@ class PromptRenderer:
     def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
         encoding = self._tokenizer.apply_chat_template(
             _merge_system_messages(chat) if self._merge_system else chat,
-            tools=tools,
+            tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools),
             chat_template=self._template,
             add_generation_prompt=True,
             tokenize=True,
             return_dict=True,
         )
-        input_ids: list[int] = encoding["input_ids"]
+        input_ids: list[int] = cast(BatchEncoding, encoding)["input_ids"]
         return input_ids
 
-    def encode(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> list[int]:
+    def encode(
+        self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
         """Token ids of the prompt the model gets for ``chat``."""
         try:
             return self._render(chat, tools)

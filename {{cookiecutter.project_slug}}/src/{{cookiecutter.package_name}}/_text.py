@@ -10,6 +10,13 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
 
+def decode(tokenizer: PreTrainedTokenizerBase, token_ids: Sequence[int]) -> str:
+    """Text of ``token_ids``, special tokens left out."""
+    text = tokenizer.decode(list(token_ids), skip_special_tokens=True)
+    assert isinstance(text, str)
+    return text
+
+
 class IncrementalDecoder:
     """Decodes a growing list of token ids into text deltas.
 
@@ -25,7 +32,7 @@ class IncrementalDecoder:
         self._read_offset = 0
 
     def _decode(self, ids: list[int]) -> str:
-        return self._tokenizer.decode(ids, skip_special_tokens=True)
+        return decode(self._tokenizer, ids)
 
     def add(self, token_ids: Sequence[int]) -> str:
         """Take new token ids; return the text they complete (may be empty)."""
