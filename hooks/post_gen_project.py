@@ -13,6 +13,7 @@ verification is reported instead, with the command to re-run. Set
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -130,13 +131,23 @@ def share_torch(project: Path, torch: TorchInstall) -> bool:
         for name in torch.top_level:
             target = links / name
             if not target.exists():
-                target.symlink_to(torch.site_packages / name, target_is_directory=(torch.site_packages / name).is_dir())
+                target.symlink_to(
+                    torch.site_packages / name,
+                    target_is_directory=(torch.site_packages / name).is_dir(),
+                )
     except OSError:
         shutil.rmtree(links, ignore_errors=True)
         return False
     purelib = subprocess.run(
-        [str(venv_python(project)), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
+        [
+            str(venv_python(project)),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
     ).stdout.strip()
     Path(purelib, "_shared_torch.pth").write_text(f"{links}\n", encoding="utf-8")
     return True
@@ -181,14 +192,39 @@ def torch_constraint_file(project: Path) -> Path:
     return project / ".venv" / "torch-constraint.txt"
 
 
-def check_steps(project: Path) -> list[Step]:
-    """The commands that format, test and lint the installed project."""
+def tidy_steps(ruff: list[str]) -> list[Step]:
+    """Sort imports and format the code, with the ``ruff`` command given.
+
+    Names chosen in the answers change line lengths and import order, so the generated code
+    is tidied once after rendering.
+    """
+    return [
+        Step(
+            "tidy (ruff import sorting)",
+            [*ruff, "check", "--fix", "--quiet", "--select", "I,RUF022", "."],
+        ),
+        Step("tidy (ruff format)", [*ruff, "format", "--quiet", "."]),
+    ]
+
+
+def available_ruff() -> list[str] | None:
+    """A ruff command next to this Python or on PATH, if any."""
+    if importlib.util.find_spec("ruff") is not None:
+        return [sys.executable, "-m", "ruff"]
+    found = shutil.which("ruff")
+    return [found] if found else None
+
+
+def check_steps(project: Path, *, tidy: bool) -> list[Step]:
+    """The commands that test and lint the installed project (tidying it first if asked)."""
     python = str(venv_python(project))
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    steps = tidy_steps([python, "-m", "ruff"]) if tidy else []
     return [
-        Step("format (ruff format)", [python, "-m", "ruff", "format", "."]),
+        *steps,
         Step("tests (pytest)", [python, "-m", "pytest", "-q"], offline),
         Step("lint (ruff check)", [python, "-m", "ruff", "check", "."]),
+        Step("format (ruff format --check)", [python, "-m", "ruff", "format", "--check", "."]),
         Step("types (mypy --strict)", [python, "-m", "mypy"], offline),
     ]
 
@@ -201,7 +237,11 @@ def run_step(step: Step, project: Path) -> int:
     env = {**os.environ, "PIP_NO_INPUT": "1", **step.env}
     try:
         return subprocess.run(
-            step.command, cwd=project, env=env, stdin=subprocess.DEVNULL, timeout=STEP_TIMEOUT_SECONDS
+            step.command,
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=STEP_TIMEOUT_SECONDS,
         ).returncode
     except subprocess.TimeoutExpired:
         print(f"[verify] {step.name}: timed out after {STEP_TIMEOUT_SECONDS} s", flush=True)
@@ -231,6 +271,7 @@ def verify(
     runner: Runner = run_step,
     uv: str | None = None,
     torch: TorchInstall | None = None,
+    tidied: bool = True,
 ) -> bool:
     """Create the environment, install, test and lint; report the outcome. True when all passed.
 
@@ -246,15 +287,17 @@ def verify(
             torch_constraint_file(project).write_text(f"torch=={torch.version}\n", encoding="utf-8")
             print(f"[verify] reusing torch {torch.version} from {torch.site_packages}", flush=True)
         else:
-            print("[verify] cannot link the installed torch here: pip will install torch", flush=True)
+            print(
+                "[verify] cannot link the installed torch here: pip will install torch", flush=True
+            )
             torch = None
     if failed is None:
-        steps = [install_step(project, env, uv, torch), *check_steps(project)]
+        steps = [install_step(project, env, uv, torch), *check_steps(project, tidy=not tidied)]
         failed = run_steps(steps, project, runner)
     elapsed = time.monotonic() - started
     print(BANNER, flush=True)
     if failed is None:
-        print(f"VERIFIED: {project.name} installs, and its tests, ruff and mypy pass ({elapsed:.1f} s).")
+        print(f"VERIFIED: {project.name} installs; its tests, ruff and mypy pass ({elapsed:.1f} s).")
         print(f"Its environment: {venv_python(project).parent}")
     else:
         print(f"VERIFICATION FAILED at step '{failed.name}' after {elapsed:.1f} s.")
@@ -286,16 +329,26 @@ def record_answers(project: Path, answers: Mapping[str, Any]) -> None:
     (project / ".cookiecutter.json").write_text(text + "\n", encoding="utf-8")
 
 
+def tidy(project: Path, runner: Runner = run_step) -> bool:
+    """Tidy the code with an available ruff; False when there is none or it failed."""
+    ruff = available_ruff()
+    if ruff is None:
+        print("[tidy] ruff not found: the code is left as rendered (verification tidies it).")
+        return False
+    return all(runner(step, project) == 0 for step in tidy_steps(ruff))
+
+
 def main(answers: Mapping[str, Any], project: Path) -> int:
     remove_unselected(project, answers)
     record_answers(project, answers)
+    tidied = tidy(project)
     reason = verification_wanted(answers, os.environ)
     if reason is not None:
         print(f"[verify] skipped: {reason}.")
         return 0
-    verify(project, os.environ, uv=shutil.which("uv"), torch=installed_torch())
+    verify(project, os.environ, uv=shutil.which("uv"), torch=installed_torch(), tidied=tidied)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads({{ cookiecutter | jsonify | tojson }}), Path.cwd()))  # noqa: F821
+    sys.exit(main(json.loads({{cookiecutter | jsonify | tojson}}), Path.cwd()))

@@ -45,7 +45,13 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
-FLAGS = ("vision", "function_calling", "json_output", "structured_output", "verify_generated_project")
+FLAGS = (
+    "vision",
+    "function_calling",
+    "json_output",
+    "structured_output",
+    "verify_generated_project",
+)
 FREE_TEXT = ("project_name", "author_name")
 
 
@@ -63,7 +69,9 @@ def check_package_name(value: str) -> str | None:
         return problem
     if value in sys.stdlib_module_names:
         return f"package_name {value!r} shadows the standard library module of that name"
-    if value in RESERVED_PACKAGE_NAMES or value.lower() in {n.lower() for n in RESERVED_PACKAGE_NAMES}:
+    if value in RESERVED_PACKAGE_NAMES or value.lower() in {
+        n.lower() for n in RESERVED_PACKAGE_NAMES
+    }:
         return f"package_name {value!r} shadows a dependency of the generated project"
     return None
 
@@ -104,7 +112,9 @@ def check_answers(answers: dict[str, Any]) -> list[str]:
             "(letters, digits, '.', '_', ':', '/', '-')"
         )
     if answers.get("structured_output") is True and answers.get("json_output") is not True:
-        problems.append("structured_output True needs json_output: structured output is constrained JSON")
+        problems.append(
+            "structured_output True needs json_output: structured output is constrained JSON"
+        )
     email = str(answers.get("author_email", ""))
     if not EMAIL.match(email):
         problems.append(f"author_email {email!r} is not an email address")
@@ -126,4 +136,4 @@ def main(answers: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads({{ cookiecutter | jsonify | tojson }})))  # noqa: F821
+    sys.exit(main(json.loads({{cookiecutter | jsonify | tojson}})))

@@ -1,0 +1,165 @@
+"""Baking: the files each answer produces, and answers rendered safely as data."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import FLAGS, Bake, answers_of, check_baked_project
+
+DEFAULT_PACKAGE = "autogen_huggingface_client"
+
+
+def python_files(project: Path) -> list[Path]:
+    return sorted(project.rglob("*.py"))
+
+
+def test_defaults_bake_a_complete_project(bake: Bake) -> None:
+    project = bake()
+    assert project.name == "autogen-huggingface-client"
+    package = project / "src" / DEFAULT_PACKAGE
+    for relative in [
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        ".gitignore",
+        ".cookiecutter.json",
+        ".github/workflows/ci.yml",
+        "tests/conftest.py",
+        "tests/tiny_models.py",
+        "benchmarks/bench_client.py",
+    ]:
+        assert (project / relative).is_file(), relative
+    for module in ["__init__.py", "__main__.py", "_client.py", "_config.py", "py.typed"]:
+        assert (package / module).is_file(), module
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["project"]["name"] == "autogen-huggingface-client"
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [f"src/{DEFAULT_PACKAGE}"]
+    assert not any("torch==" in dep for dep in pyproject["project"]["dependencies"])
+    assert "{{" not in (project / "README.md").read_text("utf-8")
+    for path in python_files(project):
+        ast.parse(path.read_text("utf-8"), str(path))
+    assert answers_of(project)["model_name"] == "Qwen/Qwen3-0.6B"
+    assert "_output_dir" not in answers_of(project)
+
+
+def test_default_model_is_a_tool_calling_instruct_model(bake: Bake) -> None:
+    cookiecutter_json = json.loads((Path(__file__).parent.parent / "cookiecutter.json").read_text())
+    assert "DialoGPT" not in cookiecutter_json["model_name"]
+    assert cookiecutter_json["function_calling"] is True
+    assert all(isinstance(cookiecutter_json[flag], bool) for flag in FLAGS)
+    assert set(cookiecutter_json["__prompts__"]) >= {
+        key for key in cookiecutter_json if not key.startswith("_")
+    }
+
+
+@pytest.mark.parametrize("license_name", ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"])
+def test_license_file_and_metadata_follow_the_answer(bake: Bake, license_name: str) -> None:
+    project = bake(license=license_name, author_name="Ada Lovelace")
+    text = (project / "LICENSE").read_text("utf-8")
+    expected_heading = {
+        "MIT": "MIT License",
+        "Apache-2.0": "Apache License",
+        "BSD-3-Clause": "BSD 3-Clause License",
+        "Proprietary": "All rights reserved",
+    }[license_name]
+    assert expected_heading in text
+    assert "Ada Lovelace" in text
+    assert "{%" not in text and "{{" not in text
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    expected = "LicenseRef-Proprietary" if license_name == "Proprietary" else license_name
+    assert pyproject["project"]["license"] == expected
+
+
+AWKWARD = [
+    'Quote "double" and \'single\'',
+    "Back\\slash \\n not a newline \\u0041",
+    "Ünïcödé Ça va? 日本語 🙂",
+    "Two\nlines",
+    'Triple """ and \'\'\' quotes',
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_awkward_free_text_is_rendered_as_data(bake: Bake, text: str) -> None:
+    project = bake(project_name=text, author_name=text, project_slug="awkward", package_name="awkward")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["project"]["authors"][0]["name"] == text
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text("utf-8"))
+    assert workflow["name"] == f"CI {text}"
+    for path in python_files(project):
+        compile(path.read_text("utf-8"), str(path), "exec")
+    assert answers_of(project)["project_name"] == text
+    assert " ".join(text.split()) in (project / "README.md").read_text("utf-8")
+
+
+def test_model_name_with_quotes_reaches_python_intact(bake: Bake) -> None:
+    name = "./models/it's \"quoted\"\\path"
+    project = bake(model_name=name)
+    module = project / "src" / DEFAULT_PACKAGE / "_model_info.py"
+    tree = ast.parse(module.read_text("utf-8"))
+    values = [
+        node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Constant)
+    ]
+    assert name in values
+
+
+def test_names_flow_into_the_code(bake: Bake) -> None:
+    project = bake(project_name="My Local Llm", client_class_name="LocalLlmClient")
+    assert project.name == "my-local-llm"
+    package = project / "src" / "my_local_llm"
+    client_source = (package / "_client.py").read_text("utf-8")
+    assert "class LocalLlmClient(ChatCompletionClient, Component[Config])" in client_source
+    assert 'component_provider_override = "my_local_llm.LocalLlmClient"' in client_source
+    assert "class LocalLlmClientConfig(" in (package / "_config.py").read_text("utf-8")
+
+
+VALID_FLAG_COMBINATIONS = [
+    dict(zip(FLAGS, values, strict=True))
+    for values in itertools.product([False, True], repeat=4)
+    if not (values[3] and not values[2])  # structured output needs JSON output
+]
+
+
+def _flag_id(flags: dict[str, bool]) -> str:
+    return "-".join(name for name, on in flags.items() if on) or "none"
+
+
+@pytest.mark.parametrize("flags", VALID_FLAG_COMBINATIONS, ids=_flag_id)
+def test_capability_answers_set_model_info(bake: Bake, flags: dict[str, bool]) -> None:
+    project = bake(**flags)
+    source = (project / "src" / DEFAULT_PACKAGE / "_model_info.py").read_text("utf-8")
+    for flag, on in flags.items():
+        assert re.search(rf"^\s+{flag}={on},$", source, re.MULTILINE), flag
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", VALID_FLAG_COMBINATIONS, ids=_flag_id)
+def test_every_capability_combination_passes_its_own_checks(
+    bake: Bake, flags: dict[str, bool], mypy_cache: Path
+) -> None:
+    project = bake(**flags)
+    output = check_baked_project(project, mypy_cache)
+    assert re.search(r"\d+ passed", output)
+    assert "failed" not in output
+
+
+@pytest.mark.slow
+def test_awkward_names_project_passes_its_own_checks(bake: Bake, mypy_cache: Path) -> None:
+    project = bake(
+        project_name='Ça "marche" \\ 🙂',
+        client_class_name="ZetaClient",
+        author_name="O'Brien \"Bob\"",
+        min_python_version="3.11",
+    )
+    output = check_baked_project(project, mypy_cache)
+    assert re.search(r"\d+ passed", output)
