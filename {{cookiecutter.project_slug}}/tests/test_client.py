@@ -399,3 +399,13 @@ async def test_closed_client_refuses_work_and_releases_the_worker(tiny_model_pat
     with pytest.raises(ClientClosedError):
         client.count_tokens([HELLO])
     await client.close()  # closing twice is harmless
+
+
+async def test_clients_created_together_load_the_same_model(tiny_model_path: Path) -> None:
+    clients = [Client(model_name=str(tiny_model_path), do_sample=False) for _ in range(3)]
+    answers = [
+        (await c.create([HELLO], extra_create_args={"max_new_tokens": 6})).content for c in clients
+    ]
+    assert answers[0] == answers[1] == answers[2]
+    for c in clients:
+        await c.close()

@@ -28,12 +28,8 @@ from typing_extensions import Self
 from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
-from ._generation import (
-    PASSTHROUGH_ARGUMENTS,
-    GenerationOutput,
-    GenerationRequest,
-    generate_tokens,
-)
+from ._batching import RequestBatcher
+from ._generation import PASSTHROUGH_ARGUMENTS, GenerationOutput, GenerationRequest
 from ._loading import context_window, load_model, load_model_config, load_tokenizer
 from ._model_info import DEFAULT_MODEL_INFO
 from ._prompt import FALLBACK_STOP, ChatMessage, PromptRenderer, to_chat_messages
@@ -95,6 +91,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._renderer = PromptRenderer(self._tokenizer, self._config.chat_template)
         self._worker = TorchWorker(type(self).__name__)
         self._model_future = self._worker.submit(load_model, self._config)
+        self._batcher = RequestBatcher(
+            self._worker, self._model_future, self._tokenizer, self._config.max_batch_size
+        )
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._closed = False
@@ -320,16 +319,18 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
 
     async def _model(self) -> PreTrainedModel:
         self._check_open()
+        if self._model_future.done():
+            return self._model_future.result()
         # Shielded: a cancelled request must not cancel the shared model load.
         return await asyncio.shield(asyncio.wrap_future(self._model_future))
 
     async def _generate(
         self, request: GenerationRequest, cancellation_token: CancellationToken | None
     ) -> GenerationOutput:
-        model = await self._model()
+        await self._model()  # surfaces loading errors
         if cancellation_token is not None:
             cancellation_token.add_callback(request.cancel_event.set)
-        job = self._worker.submit(generate_tokens, model, self._tokenizer, request)
+        job = self._batcher.submit(request)
         try:
             output = await asyncio.wrap_future(job)
         except asyncio.CancelledError:

@@ -73,6 +73,9 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
     context_window: int | None = Field(
         default=None, ge=1, description="Context length; default: read from the model's config."
     )
+    max_batch_size: int = Field(
+        default=8, ge=1, description="Most concurrent requests run as one batch; 1 disables."
+    )
     model_info: ModelInfo | None = Field(
         default=None, description="Capabilities; default: the answers given at generation."
     )

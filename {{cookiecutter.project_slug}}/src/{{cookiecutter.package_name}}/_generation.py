@@ -1,4 +1,4 @@
-"""Generation on the worker thread: one ``model.generate`` call per request."""
+"""Generation on the worker thread: one ``model.generate`` call per request or batch."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from transformers import (
     PreTrainedTokenizerBase,
     StoppingCriteria,
     StoppingCriteriaList,
+    StopStringCriteria,
 )
-from transformers.generation.streamers import BaseStreamer
 
 from ._config import GenerationSettings
 
@@ -46,7 +46,7 @@ class GenerationRequest:
     extra_arguments: dict[str, Any] = field(default_factory=dict)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_tokens: Callable[[list[int]], None] | None = None
-    """Called on the worker thread with each step's new token ids (for streaming)."""
+    """Called on the worker thread with each new token id of this request (for streaming)."""
 
 
 @dataclass
@@ -58,34 +58,70 @@ class GenerationOutput:
     cancelled: bool
 
 
-class _StopOnEvent(StoppingCriteria):
-    """Stops generation at the next decoding step once ``event`` is set."""
+class _Row:
+    """Per-request state while a (possibly batched) generation runs."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self._event = event
+    def __init__(
+        self, request: GenerationRequest, tokenizer: PreTrainedTokenizerBase, eos: set[int]
+    ) -> None:
+        self.request = request
+        self.eos = eos
+        self.token_ids: list[int] = []
+        self.done = False
+        self._stop_strings = (
+            StopStringCriteria(tokenizer, request.settings.stop) if request.settings.stop else None
+        )
+
+    def step(self, sequence: torch.LongTensor, scores: torch.FloatTensor, *, record: bool) -> bool:
+        """Take this step's token (the last of ``sequence``); return whether the row is done.
+
+        A row is done at end of sequence, at its token budget, on a stop string or when
+        cancelled. Once done it takes no more tokens (the batch pads it while others go on).
+        """
+        if self.done:
+            return True
+        if record:
+            token = int(sequence[0, -1])
+            self.token_ids.append(token)
+            if self.request.on_tokens is not None:
+                self.request.on_tokens([token])
+        self.done = (
+            self.request.cancel_event.is_set()
+            or len(self.token_ids) >= self.request.max_new_tokens
+            or (bool(self.token_ids) and self.token_ids[-1] in self.eos)
+            or (
+                self._stop_strings is not None
+                and bool(self._stop_strings(sequence, scores).all())
+            )
+        )
+        return self.done
+
+
+class _RowStopping(StoppingCriteria):
+    """Records each row's new token and ends each row on its own conditions.
+
+    ``generate`` calls this once per decoding step, right after the new tokens are appended,
+    so it is also where tokens are handed to streaming callbacks. With beam search (one
+    request only) rows are beams that get reordered: tokens are read from the result instead.
+    """
+
+    def __init__(self, rows: list[_Row], *, record: bool) -> None:
+        self._rows = rows
+        self._record = record
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
-        stop = self._event.is_set()
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
-
-
-class _TokenCallbackStreamer(BaseStreamer):
-    """Hands each step's new token ids to a callback; skips the prompt that comes first."""
-
-    def __init__(self, callback: Callable[[list[int]], None]) -> None:
-        self._callback = callback
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        self._callback(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        """Nothing to flush: the caller decodes."""
+        per_row = input_ids.shape[0] // len(self._rows)
+        done = [
+            self._rows[i // per_row].step(
+                input_ids[i : i + 1],  # type: ignore[arg-type]
+                scores,
+                record=self._record,
+            )
+            for i in range(input_ids.shape[0])
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
 def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> set[int]:
@@ -96,39 +132,97 @@ def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> se
     return {int(eos)} if isinstance(eos, int) else {int(token) for token in eos}
 
 
+def batch_key(request: GenerationRequest) -> tuple[object, ...] | None:
+    """Requests with equal keys can share one batched ``generate``; None: run it alone.
+
+    Sampling settings must match; extra arguments (logits processors, beams, ...) and seeds
+    make a request run on its own.
+    """
+    if request.extra_arguments or request.settings.seed is not None:
+        return None
+    return tuple(getattr(request.settings, name) for name in _SAMPLING_FIELDS)
+
+
+def _left_padded(
+    requests: list[GenerationRequest], pad_token_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(request.input_ids) for request in requests)
+    input_ids = torch.full((len(requests), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
+    for row, request in enumerate(requests):
+        length = len(request.input_ids)
+        input_ids[row, width - length :] = torch.tensor(request.input_ids, dtype=torch.long)
+        attention_mask[row, width - length :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def generate_batch(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    requests: list[GenerationRequest],
+) -> list[GenerationOutput]:
+    """Run one ``model.generate`` for ``requests`` (one, or several with equal batch keys).
+
+    Each request keeps its own token budget, stop strings, streaming and cancellation: a row
+    that is done stops receiving tokens while the others go on. Call on the worker thread only.
+    """
+    first = requests[0]
+    eos = eos_token_ids(model, first.extra_arguments)
+    rows = [_Row(request, tokenizer, eos) for request in requests]
+    live = [row for row in rows if not row.request.cancel_event.is_set()]
+    if live:
+        _run(model, [row.request for row in live], live, eos)
+    return [
+        GenerationOutput(
+            token_ids=row.token_ids,
+            ended_with_eos=bool(row.token_ids) and row.token_ids[-1] in eos,
+            cancelled=row.request.cancel_event.is_set(),
+        )
+        for row in rows
+    ]
+
+
+def _run(
+    model: PreTrainedModel, requests: list[GenerationRequest], rows: list[_Row], eos: set[int]
+) -> None:
+    first = requests[0]
+    arguments: dict[str, Any] = {
+        name: getattr(first.settings, name)
+        for name in _SAMPLING_FIELDS
+        if getattr(first.settings, name) is not None
+    }
+    arguments.update(first.extra_arguments)
+    pad_token_id = model.generation_config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = min(eos) if eos else 0
+    input_ids, attention_mask = _left_padded(requests, pad_token_id, model.device)
+    if first.settings.seed is not None:
+        torch.manual_seed(first.settings.seed)
+    beam_search = int(arguments.get("num_beams", 1)) > 1
+    with torch.inference_mode():
+        sequences = cast(SupportsGenerate, model).generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=max(request.max_new_tokens for request in requests),
+            stopping_criteria=StoppingCriteriaList([_RowStopping(rows, record=not beam_search)]),
+            pad_token_id=pad_token_id,
+            **arguments,
+        )
+    if beam_search:  # one row: read the best sequence
+        new_tokens: list[int] = sequences[0, input_ids.shape[1] :].tolist()
+        rows[0].token_ids = new_tokens[: _end_of(new_tokens, eos)]
+
+
+def _end_of(token_ids: list[int], eos: set[int]) -> int:
+    """Length up to and including the first end-of-sequence token."""
+    for index, token in enumerate(token_ids):
+        if token in eos:
+            return index + 1
+    return len(token_ids)
+
+
 def generate_tokens(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, request: GenerationRequest
 ) -> GenerationOutput:
     """Run ``model.generate`` for one request. Call on the worker thread only."""
-    if request.cancel_event.is_set():
-        return GenerationOutput(token_ids=[], ended_with_eos=False, cancelled=True)
-    settings = request.settings
-    arguments: dict[str, Any] = {
-        name: getattr(settings, name)
-        for name in _SAMPLING_FIELDS
-        if getattr(settings, name) is not None
-    }
-    if settings.stop:
-        arguments["stop_strings"] = settings.stop
-        arguments["tokenizer"] = tokenizer
-    if request.on_tokens is not None:
-        arguments["streamer"] = _TokenCallbackStreamer(request.on_tokens)
-    arguments.update(request.extra_arguments)
-    if settings.seed is not None:
-        torch.manual_seed(settings.seed)
-    input_ids = torch.tensor([request.input_ids], dtype=torch.long, device=model.device)
-    with torch.inference_mode():
-        sequences = cast(SupportsGenerate, model).generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=request.max_new_tokens,
-            stopping_criteria=StoppingCriteriaList([_StopOnEvent(request.cancel_event)]),
-            **arguments,
-        )
-    token_ids: list[int] = sequences[0, input_ids.shape[1] :].tolist()
-    eos = eos_token_ids(model, request.extra_arguments)
-    return GenerationOutput(
-        token_ids=token_ids,
-        ended_with_eos=bool(token_ids) and token_ids[-1] in eos,
-        cancelled=request.cancel_event.is_set(),
-    )
+    return generate_batch(model, tokenizer, [request])[0]

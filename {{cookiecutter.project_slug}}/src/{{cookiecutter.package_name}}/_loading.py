@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from transformers import (
@@ -24,6 +25,11 @@ _CONTEXT_ATTRIBUTES = (
 )
 _UNBOUNDED = 10**9  # tokenizers without a limit report a huge model_max_length
 
+_LOADING = threading.Lock()
+"""Loading is not thread-safe in transformers: two clients loading at once (one's tokenizer
+on the caller's thread, another's weights on its worker) can leave tied weights such as
+``lm_head`` randomly initialised. Every load in this process takes this lock."""
+
 
 def _hub_arguments(config: Config) -> dict[str, Any]:
     return {
@@ -35,29 +41,32 @@ def _hub_arguments(config: Config) -> dict[str, Any]:
 
 def load_tokenizer(config: Config) -> PreTrainedTokenizerBase:
     """Load the model's tokenizer."""
-    tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-        config.model_name, **_hub_arguments(config)
-    )
+    with _LOADING:
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+            config.model_name, **_hub_arguments(config)
+        )
     return tokenizer
 
 
 def load_model_config(config: Config) -> PretrainedConfig:
     """Load the model's ``config.json``."""
-    model_config: PretrainedConfig = AutoConfig.from_pretrained(
-        config.model_name, **_hub_arguments(config)
-    )
+    with _LOADING:
+        model_config: PretrainedConfig = AutoConfig.from_pretrained(
+            config.model_name, **_hub_arguments(config)
+        )
     return model_config
 
 
 def load_model(config: Config) -> PreTrainedModel:
     """Load the weights (in eval mode) on ``device`` or by ``device_map``; on the worker only."""
-    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
-        config.model_name,
-        dtype=config.dtype,
-        # A plain device is a device map too: the weights load straight onto it.
-        device_map=config.device if config.device is not None else config.device_map,
-        **_hub_arguments(config),
-    )
+    with _LOADING:
+        model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+            config.model_name,
+            dtype=config.dtype,
+            # A plain device is a device map too: the weights load straight onto it.
+            device_map=config.device if config.device is not None else config.device_map,
+            **_hub_arguments(config),
+        )
     return model
 
 

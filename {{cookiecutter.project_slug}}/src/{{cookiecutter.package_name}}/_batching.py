@@ -1,0 +1,78 @@
+"""Batching of concurrent requests on the worker thread."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from concurrent.futures import Future
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from . import _generation
+from ._generation import GenerationOutput, GenerationRequest, batch_key
+from ._worker import TorchWorker
+
+_Pending = tuple[GenerationRequest, "Future[GenerationOutput]"]
+
+
+class RequestBatcher:
+    """Queues requests for the worker thread and runs compatible ones as one batch.
+
+    Requests that arrive while the model is busy wait in a queue; when the worker is free it
+    takes them all, groups those whose sampling settings match (at most ``max_batch_size``
+    a batch) and runs each group as one left-padded ``generate``. A request with a seed or
+    extra generation arguments runs alone.
+    """
+
+    def __init__(
+        self,
+        worker: TorchWorker,
+        model: Future[PreTrainedModel],
+        tokenizer: PreTrainedTokenizerBase,
+        max_batch_size: int,
+    ) -> None:
+        self._worker = worker
+        self._model = model
+        self._tokenizer = tokenizer
+        self._max_batch_size = max_batch_size
+        self._lock = threading.Lock()
+        self._pending: list[_Pending] = []
+
+    def submit(self, request: GenerationRequest) -> Future[GenerationOutput]:
+        """Queue ``request``; cancelling the future before it starts drops it."""
+        future: Future[GenerationOutput] = Future()
+        with self._lock:
+            self._pending.append((request, future))
+        self._worker.submit(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        """Run everything queued so far (worker thread)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        started = [(r, f) for r, f in pending if f.set_running_or_notify_cancel()]
+        for group in self._groups(started):
+            try:
+                outputs = _generation.generate_batch(
+                    self._model.result(), self._tokenizer, [request for request, _ in group]
+                )
+            except BaseException as error:  # handed to every caller waiting on this batch
+                for _, future in group:
+                    future.set_exception(error)
+                continue
+            for (_, future), output in zip(group, outputs, strict=True):
+                future.set_result(output)
+
+    def _groups(self, pending: list[_Pending]) -> list[list[_Pending]]:
+        by_key: dict[object, list[_Pending]] = defaultdict(list)
+        groups: list[list[_Pending]] = []
+        for item in pending:
+            key = batch_key(item[0])
+            if key is None:
+                groups.append([item])
+            else:
+                by_key[key].append(item)
+        for items in by_key.values():
+            size = self._max_batch_size
+            groups.extend(items[i : i + size] for i in range(0, len(items), size))
+        return groups
