@@ -1,12 +1,17 @@
-"""Benchmark the client against bare ``model.generate``: throughput and streaming latency.
+"""Benchmark the client against bare ``model.generate`` on your model and hardware.
 
 Run from the project root::
 
-    python benchmarks/bench_client.py                      # offline mid-size model
+    python benchmarks/bench_client.py                     # offline tiny and mid-size models
     python benchmarks/bench_client.py --model Qwen/Qwen3-0.6B --new-tokens 64
 
-It prints a table and writes the numbers as JSON (``--json PATH``). Bare ``generate`` runs on
-a dedicated thread too, so both sides follow the same thread discipline.
+For each model it prints a table and writes the numbers as JSON (``--json PATH``):
+tokens per second of ``create()`` against bare ``generate`` (same prompt and settings, both on
+one dedicated thread), time to first streamed chunk against a bare one-token ``generate``,
+stream against ``create()`` time, aggregate throughput at 1, 2, 4 and 8 concurrent requests,
+the event loop's worst stall during generation, and peak memory against loading the bare
+model. The bare and client sides each run in a fresh process, so neither inherits the other's
+torch threads or memory.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,9 +41,14 @@ from tiny_models import build_tiny_model
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
 PROMPT = "Write a short story about a robot who learns to paint."
+CONCURRENCY = (1, 2, 4, 8)
+OFFLINE_MODELS = {  # name: (hidden size, layers)
+    "tiny (hidden 64, 2 layers)": (64, 2),
+    "mid-size (hidden 512, 8 layers)": (512, 8),
+}
 
 
-def _median_time(repeats: int, run: Any) -> float:
+def _median_time(repeats: int, run: Callable[[], object]) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -45,38 +57,17 @@ def _median_time(repeats: int, run: Any) -> float:
     return statistics.median(times)
 
 
-async def _client_numbers(
-    model: str, new_tokens: int, repeats: int, settings: dict[str, Any]
-) -> dict[str, float]:
-    client = Client(model_name=model, max_new_tokens=new_tokens, do_sample=False)
-    messages = [UserMessage(content=PROMPT, source="user")]
-    await client.create(messages, extra_create_args={"max_new_tokens": 2})  # warm-up
-    create_times, stream_times, first_chunk_times = [], [], []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = await client.create(messages, extra_create_args=settings)
-        create_times.append(time.perf_counter() - started)
-        assert result.usage.completion_tokens == new_tokens
-        started = time.perf_counter()
-        first = None
-        async for item in client.create_stream(messages, extra_create_args=settings):
-            if first is None and not isinstance(item, CreateResult):
-                first = time.perf_counter() - started
-        stream_times.append(time.perf_counter() - started)
-        first_chunk_times.append(first if first is not None else float("nan"))
-    await client.close()
-    return {
-        "create_s": statistics.median(create_times),
-        "stream_s": statistics.median(stream_times),
-        "first_chunk_s": statistics.median(first_chunk_times),
-    }
+def _peak_memory_mb() -> float:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return peak_kb / 1024
 
 
-def _bare_numbers(model_path: str, new_tokens: int, repeats: int) -> dict[str, float]:
+def _bare_part(model_path: str, new_tokens: int, repeats: int) -> dict[str, float]:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     prompt_ids = template_ids(tokenizer, [{"role": "user", "content": PROMPT}])
     with ThreadPoolExecutor(max_workers=1) as torch_thread:  # the client's discipline
         model = torch_thread.submit(load_model, Path(model_path)).result()
+        loaded_mb = _peak_memory_mb()
 
         def bare(tokens: int) -> None:
             settings = {"max_new_tokens": tokens, "min_new_tokens": tokens, "do_sample": False}
@@ -87,81 +78,174 @@ def _bare_numbers(model_path: str, new_tokens: int, repeats: int) -> dict[str, f
             "prompt_tokens": len(prompt_ids),
             "bare_s": _median_time(repeats, lambda: bare(new_tokens)),
             "bare_one_token_s": _median_time(repeats, lambda: bare(1)),
+            "bare_loaded_peak_mb": loaded_mb,
+            "bare_peak_mb": _peak_memory_mb(),
         }
 
 
-def _measure_in_subprocess(part: str, model_path: str, arguments: argparse.Namespace) -> Any:
-    """Each side runs in a process of its own, so neither inherits the other's torch threads."""
+class _StallMeter:
+    """Measures the event loop's longest gap between 1 ms ticks."""
+
+    def __init__(self) -> None:
+        self.worst_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            self.worst_s = max(self.worst_s, now - last - 0.001)
+            last = now
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def _client_part(model_path: str, new_tokens: int, repeats: int) -> dict[str, Any]:
+    client = Client(model_name=model_path, max_new_tokens=new_tokens, do_sample=False)
+    messages = [UserMessage(content=PROMPT, source="user")]
+    exact = {"min_new_tokens": new_tokens}  # exactly new_tokens: no early end of sequence
+    await client.create(messages, extra_create_args={"max_new_tokens": 2})  # warm-up
+    loaded_mb = _peak_memory_mb()
+    stall = _StallMeter()
+    stall.start()
+    create_times, stream_times, first_chunk_times = [], [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = await client.create(messages, extra_create_args=exact)
+        create_times.append(time.perf_counter() - started)
+        assert result.usage.completion_tokens == new_tokens
+        started = time.perf_counter()
+        first = float("nan")
+        async for item in client.create_stream(messages, extra_create_args=exact):
+            if first != first and not isinstance(item, CreateResult):  # first chunk
+                first = time.perf_counter() - started
+        stream_times.append(time.perf_counter() - started)
+        first_chunk_times.append(first)
+    throughput = {}
+    for concurrent in CONCURRENCY:
+        prompts = [[UserMessage(content=f"{PROMPT} ({i})", source="user")] for i in range(concurrent)]
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(client.create(prompt, extra_create_args=exact) for prompt in prompts)
+        )
+        elapsed = time.perf_counter() - started
+        throughput[concurrent] = sum(r.usage.completion_tokens for r in results) / elapsed
+    await stall.stop()
+    await client.close()
+    return {
+        "create_s": statistics.median(create_times),
+        "stream_s": statistics.median(stream_times),
+        "first_chunk_s": statistics.median(first_chunk_times),
+        "throughput_tokens_per_s": throughput,
+        "worst_stall_s": stall.worst_s,
+        "client_loaded_peak_mb": loaded_mb,
+        "client_peak_mb": _peak_memory_mb(),
+    }
+
+
+def _in_subprocess(part: str, model_path: str, arguments: argparse.Namespace) -> Any:
     command = [
-        sys.executable, __file__, "--part", part, "--model", model_path,
-        "--new-tokens", str(arguments.new_tokens), "--repeats", str(arguments.repeats),
+        sys.executable,
+        __file__,
+        "--part",
+        part,
+        "--model",
+        model_path,
+        "--new-tokens",
+        str(arguments.new_tokens),
+        "--repeats",
+        str(arguments.repeats),
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", help="model id or path (default: offline mid-size model)")
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--part", choices=["bare", "client"], help=argparse.SUPPRESS)
-    arguments = parser.parse_args(argv)
+def _benchmark(name: str, model_path: str, arguments: argparse.Namespace) -> dict[str, Any]:
     n = arguments.new_tokens
-
-    if arguments.part == "bare":
-        print(json.dumps(_bare_numbers(arguments.model, n, arguments.repeats)))
-        return 0
-    if arguments.part == "client":
-        settings = {"min_new_tokens": n}  # exactly n tokens: no early end of sequence
-        print(json.dumps(asyncio.run(_client_numbers(arguments.model, n, arguments.repeats, settings))))
-        return 0
-
-    with tempfile.TemporaryDirectory() as scratch:
-        model_path = arguments.model or str(
-            build_tiny_model(Path(scratch) / "mid", hidden_size=512, num_layers=8)
-        )
-        bare = _measure_in_subprocess("bare", model_path, arguments)
-        client = _measure_in_subprocess("client", model_path, arguments)
-
-    one_token_s = bare["bare_one_token_s"]
-    results = {
-        "model": arguments.model or "offline mid-size (hidden 512, 8 layers)",
+    bare = _in_subprocess("bare", model_path, arguments)
+    client = _in_subprocess("client", model_path, arguments)
+    throughput = {int(k): v for k, v in client["throughput_tokens_per_s"].items()}
+    return {
+        "model": name,
         "new_tokens": n,
         "prompt_tokens": bare["prompt_tokens"],
         "bare_generate_tokens_per_s": n / bare["bare_s"],
         "create_tokens_per_s": n / client["create_s"],
         "create_vs_bare": bare["bare_s"] / client["create_s"],
-        "bare_one_token_s": one_token_s,
+        "bare_one_token_s": bare["bare_one_token_s"],
         "first_chunk_s": client["first_chunk_s"],
-        "first_chunk_vs_one_token": client["first_chunk_s"] / one_token_s,
-        "stream_s": client["stream_s"],
+        "first_chunk_vs_one_token": client["first_chunk_s"] / bare["bare_one_token_s"],
         "create_s": client["create_s"],
+        "stream_s": client["stream_s"],
         "stream_vs_create": client["stream_s"] / client["create_s"],
+        "throughput_tokens_per_s": throughput,
+        "throughput_8_vs_1": throughput[8] / throughput[1],
+        "worst_event_loop_stall_ms": client["worst_stall_s"] * 1000,
+        "bare_loaded_peak_mb": bare["bare_loaded_peak_mb"],
+        "client_loaded_peak_mb": client["client_loaded_peak_mb"],
+        "loaded_memory_vs_bare": client["client_loaded_peak_mb"] / bare["bare_loaded_peak_mb"],
+        "client_peak_mb": client["client_peak_mb"],
+        "bare_peak_mb": bare["bare_peak_mb"],
     }
+
+
+def _print_table(r: dict[str, Any]) -> None:
+    print(f"\n{r['model']}: {r['prompt_tokens']} prompt tokens, {r['new_tokens']} new tokens, greedy")
     rows = [
-        ("bare generate", f"{results['bare_generate_tokens_per_s']:.1f} tok/s", ""),
-        (
-            "client create()",
-            f"{results['create_tokens_per_s']:.1f} tok/s",
-            f"{results['create_vs_bare']:.3f}x bare (target >= 0.95)",
-        ),
-        ("bare generate, 1 token", f"{one_token_s * 1000:.1f} ms", ""),
-        (
-            "create_stream first chunk",
-            f"{client['first_chunk_s'] * 1000:.1f} ms",
-            f"{results['first_chunk_vs_one_token']:.2f}x one token (target <= 1.5)",
-        ),
-        (
-            "create_stream total",
-            f"{client['stream_s']:.3f} s",
-            f"{results['stream_vs_create']:.3f}x create (target <= 1.05)",
-        ),
+        ("bare generate", f"{r['bare_generate_tokens_per_s']:.1f} tok/s", ""),
+        ("client create()", f"{r['create_tokens_per_s']:.1f} tok/s", f"{r['create_vs_bare']:.3f}x bare (target >= 0.95)"),
+        ("bare generate, 1 token", f"{r['bare_one_token_s'] * 1000:.1f} ms", ""),
+        ("first streamed chunk", f"{r['first_chunk_s'] * 1000:.1f} ms", f"{r['first_chunk_vs_one_token']:.2f}x 1 token (target <= 1.5)"),
+        ("create_stream total", f"{r['stream_s']:.3f} s", f"{r['stream_vs_create']:.3f}x create (target <= 1.05)"),
     ]
-    print(f"{results['model']}: {results['prompt_tokens']} prompt tokens, {n} new tokens, greedy")
+    rows += [
+        (f"{n} concurrent create()", f"{tps:.1f} tok/s", f"{tps / r['throughput_tokens_per_s'][1]:.2f}x one request")
+        for n, tps in r["throughput_tokens_per_s"].items()
+    ]
+    rows += [
+        ("event loop worst stall", f"{r['worst_event_loop_stall_ms']:.1f} ms", "target < 20 ms"),
+        ("peak memory, model loaded", f"{r['client_loaded_peak_mb']:.0f} MB", f"{r['loaded_memory_vs_bare']:.2f}x bare (target <= 1.1)"),
+    ]
     for name, value, note in rows:
-        print(f"  {name:<28} {value:>14}  {note}")
+        print(f"  {name:<26} {value:>14}  {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--model", help="model id or path (default: the offline models)")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--part", choices=["bare", "client"], help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+
+    if arguments.part == "bare":
+        print(json.dumps(_bare_part(arguments.model, arguments.new_tokens, arguments.repeats)))
+        return 0
+    if arguments.part == "client":
+        numbers = asyncio.run(_client_part(arguments.model, arguments.new_tokens, arguments.repeats))
+        print(json.dumps(numbers))
+        return 0
+
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        if arguments.model:
+            models = {arguments.model: arguments.model}
+        else:
+            models = {
+                name: str(build_tiny_model(Path(scratch) / str(i), hidden_size=size, num_layers=layers))
+                for i, (name, (size, layers)) in enumerate(OFFLINE_MODELS.items())
+            }
+        for name, path in models.items():
+            results.append(_benchmark(name, path, arguments))
+            _print_table(results[-1])
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
