@@ -409,3 +409,28 @@ async def test_clients_created_together_load_the_same_model(tiny_model_path: Pat
     assert answers[0] == answers[1] == answers[2]
     for c in clients:
         await c.close()
+
+
+async def test_close_stops_running_and_queued_requests(tiny_model_path: Path) -> None:
+    client = Client(model_name=str(tiny_model_path), do_sample=False)
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    recorder = StepRecorder(lambda step: step == 1 and loop.call_soon_threadsafe(started.set))
+    running = asyncio.create_task(
+        client.create(
+            [HELLO],
+            extra_create_args={
+                "max_new_tokens": 5000,
+                "logits_processor": LogitsProcessorList([recorder]),
+            },
+        )
+    )
+    await started.wait()
+    queued = asyncio.create_task(client.create([HELLO], extra_create_args={"seed": 3}))
+    await asyncio.sleep(0)
+    await client.close()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    with pytest.raises(ClientClosedError):
+        await queued
+    assert recorder.steps < 5000

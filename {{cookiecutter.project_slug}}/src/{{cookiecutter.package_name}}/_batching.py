@@ -37,6 +37,7 @@ class RequestBatcher:
         self._max_batch_size = max_batch_size
         self._lock = threading.Lock()
         self._pending: list[_Pending] = []
+        self._running: list[GenerationRequest] = []
 
     def submit(self, request: GenerationRequest) -> Future[GenerationOutput]:
         """Queue ``request``; cancelling the future before it starts drops it."""
@@ -46,11 +47,22 @@ class RequestBatcher:
         self._worker.submit(self._drain)
         return future
 
+    def close(self, error: Exception) -> None:
+        """Fail every queued request with ``error`` and stop the running ones."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for request in self._running:
+                request.cancel_event.set()
+        for _, future in pending:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
+
     def _drain(self) -> None:
         """Run everything queued so far (worker thread)."""
         with self._lock:
             pending, self._pending = self._pending, []
-        started = [(r, f) for r, f in pending if f.set_running_or_notify_cancel()]
+            started = [(r, f) for r, f in pending if f.set_running_or_notify_cancel()]
+            self._running = [request for request, _ in started]
         for group in self._groups(started):
             try:
                 outputs = _generation.generate_batch(
@@ -62,6 +74,8 @@ class RequestBatcher:
                 continue
             for (_, future), output in zip(group, outputs, strict=True):
                 future.set_result(output)
+        with self._lock:
+            self._running = []
 
     def _groups(self, pending: list[_Pending]) -> list[list[_Pending]]:
         by_key: dict[object, list[_Pending]] = defaultdict(list)

@@ -235,13 +235,19 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         yield result
 
     async def close(self) -> None:
-        """Stop the worker thread and release the model. The client cannot be used after."""
+        """Stop the model, the worker thread, and release the model.
+
+        Requests still waiting fail with ``ClientClosedError``; one that is generating stops
+        at its next decoding step and raises ``asyncio.CancelledError``. The client cannot be
+        used after.
+        """
         if self._closed:
             return
         self._closed = True
+        self._batcher.close(ClientClosedError(f"{type(self).__name__} was closed."))
         await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
         self._model_future.cancel()
-        self._model_future = None  # type: ignore[assignment]
+        del self._model_future, self._batcher
 
     # -- Internals ---------------------------------------------------------------------
 
