@@ -214,9 +214,13 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         parser = prepared.parser()
         try:
             while (text := await texts.get()) is not None:
+                if prepared.generation.cancel_event.is_set():
+                    break  # cancelled: no more chunks; the generation raises CancelledError
                 if chunk := parser.feed(text):
                     yield chunk
             output = await generation
+            if prepared.generation.cancel_event.is_set():
+                raise asyncio.CancelledError("The request was cancelled; generation stopped.")
             if chunk := parser.feed(decoder.flush()) + parser.finish():
                 yield chunk
         finally:
