@@ -47,6 +47,8 @@ class GenerationRequest:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_tokens: Callable[[list[int]], None] | None = None
     """Called on the worker thread with each step's new token ids (for streaming)."""
+    model_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Inputs for ``generate`` besides the token ids, such as an image's ``pixel_values``."""
 
 
 @dataclass
@@ -96,6 +98,11 @@ def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> se
     return {int(eos)} if isinstance(eos, int) else {int(token) for token in eos}
 
 
+def _on_model(model: PreTrainedModel, value: torch.Tensor) -> torch.Tensor:
+    """A model input on the model's device; floating-point ones (pixels) in its dtype."""
+    return value.to(model.device, model.dtype if value.is_floating_point() else value.dtype)
+
+
 def generate_tokens(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, request: GenerationRequest
 ) -> GenerationOutput:
@@ -117,6 +124,9 @@ def generate_tokens(
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
     input_ids = torch.tensor([request.input_ids], dtype=torch.long, device=model.device)
+    arguments.update(
+        {name: _on_model(model, value) for name, value in request.model_inputs.items()}
+    )
     with torch.inference_mode():
         sequences = cast(SupportsGenerate, model).generate(
             input_ids=input_ids,
