@@ -34,7 +34,14 @@ BANNER = "=" * 72
 
 # Files that exist only when a capability was answered "yes" ({package} is the package dir).
 OPTIONAL_FILES: dict[str, list[str]] = {
-    "vision": [],
+    "vision": [
+        "{package}/_vision.py",
+        "{package}/_vision_chat.py",
+        "tests/test_vision.py",
+        "tests/tiny_vision_models.py",
+        "tests/chat_templates/vision_chatml.jinja",
+        "tests/chat_templates/vision_rejects_system.jinja",
+    ],
     "function_calling": [],
     "json_output": [],
     "structured_output": [],

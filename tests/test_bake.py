@@ -123,6 +123,35 @@ def test_names_flow_into_the_code(bake: Bake) -> None:
     assert "class LocalLlmClientConfig(" in (package / "_config.py").read_text("utf-8")
 
 
+VISION_FILES = [
+    f"src/{DEFAULT_PACKAGE}/_vision.py",
+    f"src/{DEFAULT_PACKAGE}/_vision_chat.py",
+    "tests/test_vision.py",
+    "tests/tiny_vision_models.py",
+    "tests/chat_templates/vision_chatml.jinja",
+    "tests/chat_templates/vision_rejects_system.jinja",
+]
+
+
+@pytest.mark.parametrize("vision", [False, True], ids=["no-vision", "vision"])
+def test_vision_answer_decides_files_dependency_and_readme(bake: Bake, vision: bool) -> None:
+    project = bake(vision=vision)
+    for relative in VISION_FILES:
+        assert (project / relative).is_file() is vision, relative
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    dependencies = pyproject["project"]["dependencies"]
+    assert any(dependency.startswith("pillow") for dependency in dependencies) is vision
+    assert ("## Images" in (project / "README.md").read_text("utf-8")) is vision
+    package = project / "src" / DEFAULT_PACKAGE
+    assert ("load_renderer(self._config)" in (package / "_client.py").read_text("utf-8")) is vision
+    assert ("UnreadableImageError" in (package / "__init__.py").read_text("utf-8")) is vision
+    for path in [package / "_client.py", package / "__init__.py"]:
+        source = path.read_text("utf-8")
+        assert "{%" not in source
+        assert "{{" not in source
+        ast.parse(source)
+
+
 VALID_FLAG_COMBINATIONS = [
     dict(zip(FLAGS, values, strict=True))
     for values in itertools.product([False, True], repeat=4)

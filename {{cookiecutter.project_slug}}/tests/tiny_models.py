@@ -11,7 +11,14 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    ProcessorMixin,
+)
 
 CHAT_TEMPLATES = Path(__file__).parent / "chat_templates"
 
@@ -88,11 +95,20 @@ def build_tiny_model(
         initializer_range=0.2,
     )
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    return save_greedy(AutoModelForCausalLM.from_config(config), tokenizer, tokenizer, path)
+
+
+def save_greedy(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    preprocessor: PreTrainedTokenizerBase | ProcessorMixin,
+    path: Path,
+) -> Path:
+    """Save ``model``, greedy and ending at the tokenizer's end token, with its preprocessor."""
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.do_sample = False
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    preprocessor.save_pretrained(path)
     return path

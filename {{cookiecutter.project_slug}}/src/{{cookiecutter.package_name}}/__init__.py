@@ -4,6 +4,9 @@ from ._client import {{ cookiecutter.client_class_name }}
 from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
+{%- if cookiecutter.vision %}
+from ._vision_chat import UnreadableImageError
+{%- endif %}
 
 __all__ = [
     "DEFAULT_MODEL_INFO",
@@ -12,6 +15,9 @@ __all__ = [
     "ClientClosedError",
     "ContextWindowExceededError",
     "GenerationSettings",
+{%- if cookiecutter.vision %}
+    "UnreadableImageError",
+{%- endif %}
     "{{ cookiecutter.client_class_name }}",
     "{{ cookiecutter.client_class_name }}Config",
 ]

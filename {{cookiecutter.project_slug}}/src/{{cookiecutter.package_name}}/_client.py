@@ -30,10 +30,21 @@ from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._batching import RequestBatcher
 from ._generation import PASSTHROUGH_ARGUMENTS, GenerationOutput, GenerationRequest
+{%- if cookiecutter.vision %}
+from ._loading import context_window, load_model, load_model_config
+{%- else %}
 from ._loading import context_window, load_model, load_model_config, load_tokenizer
+{%- endif %}
 from ._model_info import DEFAULT_MODEL_INFO
-from ._prompt import FALLBACK_STOP, ChatMessage, PromptRenderer, to_chat_messages
+{%- if cookiecutter.vision %}
+from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt
+{%- else %}
+from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, PromptRenderer
+{%- endif %}
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
+{%- if cookiecutter.vision %}
+from ._vision import load_renderer
+{%- endif %}
 from ._worker import TorchWorker
 
 event_logger = logging.getLogger(EVENT_LOGGER_NAME)
@@ -84,13 +95,24 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._config = Config(**kwargs)
         self._model_info: ModelInfo = self._config.model_info or DEFAULT_MODEL_INFO
         self._settings = self._config.generation_settings()
+{%- if cookiecutter.vision %}
+        self._renderer = load_renderer(self._config)
+        self._tokenizer = self._renderer.tokenizer
+{%- else %}
         self._tokenizer = load_tokenizer(self._config)
+        self._renderer = PromptRenderer(self._tokenizer, self._config.chat_template)
+{%- endif %}
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
-        self._renderer = PromptRenderer(self._tokenizer, self._config.chat_template)
         self._worker = TorchWorker(type(self).__name__)
+{%- if cookiecutter.vision %}
+        self._model_future = self._worker.submit(
+            load_model, self._config, self._renderer.model_class
+        )
+{%- else %}
         self._model_future = self._worker.submit(load_model, self._config)
+{%- endif %}
         self._batcher = RequestBatcher(
             self._worker, self._model_future, self._tokenizer, self._config.max_batch_size
         )
@@ -133,7 +155,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
         """The exact number of tokens of the prompt the model gets for these messages."""
-        return len(self._encode(to_chat_messages(messages), tools))
+        return len(self._encode(self._renderer.to_chat(messages), tools).input_ids)
 
     def remaining_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
@@ -259,7 +281,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} was closed; create a new client.")
 
-    def _encode(self, chat: list[ChatMessage], tools: Sequence[Tool | ToolSchema]) -> list[int]:
+    def _encode(
+        self, chat: list[ChatMessage], tools: Sequence[Tool | ToolSchema]
+    ) -> EncodedPrompt:
         self._check_open()
         if tools and not self._model_info["function_calling"]:
             raise CapabilityError(
@@ -305,8 +329,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if json_output:
             raise CapabilityError("JSON output is not implemented in this client yet.")
         settings, passthrough = self._request_settings(extra_create_args)
-        chat = to_chat_messages(messages)
-        input_ids = self._encode(chat, tools)
+        chat = self._renderer.to_chat(messages)
+        prompt = self._encode(chat, tools)
+        input_ids = prompt.input_ids
         room = self._context_window - len(input_ids)
         if room <= 0:
             raise ContextWindowExceededError(len(input_ids), self._context_window)
@@ -316,12 +341,13 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             settings = settings.model_copy(update={"stop": stop})
         prompt_tail = decode(self._tokenizer, input_ids[-4:]).rstrip()
         return _PreparedRequest(
-            chat=chat,
+            chat=self._renderer.loggable(chat),
             generation=GenerationRequest(
                 input_ids=input_ids,
                 max_new_tokens=min(settings.max_new_tokens, room),
                 settings=settings,
                 extra_arguments=passthrough,
+                model_inputs=prompt.model_inputs,
             ),
             stop=stop,
             starts_in_thought=prompt_tail.endswith(THINK_OPEN),

@@ -47,6 +47,8 @@ class GenerationRequest:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_tokens: Callable[[list[int]], None] | None = None
     """Called on the worker thread with each new token id of this request (for streaming)."""
+    model_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Inputs for ``generate`` besides the token ids, such as an image's ``pixel_values``."""
 
 
 @dataclass
@@ -135,10 +137,10 @@ def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> se
 def batch_key(request: GenerationRequest) -> tuple[object, ...] | None:
     """Requests with equal keys can share one batched ``generate``; None: run it alone.
 
-    Sampling settings must match; extra arguments (logits processors, beams, ...) and seeds
-    make a request run on its own.
+    Sampling settings must match; extra arguments (logits processors, beams, ...), extra
+    model inputs (images) and seeds make a request run on its own.
     """
-    if request.extra_arguments or request.settings.seed is not None:
+    if request.extra_arguments or request.model_inputs or request.settings.seed is not None:
         return None
     return tuple(getattr(request.settings, name) for name in _SAMPLING_FIELDS)
 
@@ -192,6 +194,7 @@ def _run(
         if getattr(first.settings, name) is not None
     }
     arguments.update(first.extra_arguments)
+    arguments.update({name: _on_model(model, value) for name, value in first.model_inputs.items()})
     pad_token_id = model.generation_config.pad_token_id
     if pad_token_id is None:
         pad_token_id = min(eos) if eos else 0
@@ -219,6 +222,11 @@ def _end_of(token_ids: list[int], eos: set[int]) -> int:
         if token in eos:
             return index + 1
     return len(token_ids)
+
+
+def _on_model(model: PreTrainedModel, value: torch.Tensor) -> torch.Tensor:
+    """A model input on the model's device; floating-point ones (pixels) in its dtype."""
+    return value.to(model.device, model.dtype if value.is_floating_point() else value.dtype)
 
 
 def generate_tokens(

@@ -13,6 +13,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 
@@ -57,10 +58,12 @@ def load_model_config(config: Config) -> PretrainedConfig:
     return model_config
 
 
-def load_model(config: Config) -> PreTrainedModel:
+def load_model(
+    config: Config, auto_class: type[_BaseAutoModelClass] = AutoModelForCausalLM
+) -> PreTrainedModel:
     """Load the weights (in eval mode) on ``device`` or by ``device_map``; on the worker only."""
     with _LOADING:
-        model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+        model: PreTrainedModel = auto_class.from_pretrained(
             config.model_name,
             dtype=config.dtype,
             # A plain device is a device map too: the weights load straight onto it.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, cast
 
+import torch
 from autogen_core import Image
 from autogen_core.models import (
     AssistantMessage,
@@ -28,6 +30,15 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 FALLBACK_STOP = "\nUser:"
 """Stop string added when the fallback template is in use."""
+
+
+@dataclass
+class EncodedPrompt:
+    """The prompt as the model takes it."""
+
+    input_ids: list[int]
+    model_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Inputs for ``generate`` besides the token ids, such as an image's ``pixel_values``."""
 
 
 def _tool_call_arguments(arguments: str) -> Any:
@@ -121,7 +132,15 @@ class PromptRenderer:
         self._template = FALLBACK_CHAT_TEMPLATE if self.uses_fallback else chat_template
         self._merge_system = False
 
-    def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
+    def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+        """The messages as this renderer's chat template takes them."""
+        return to_chat_messages(messages)
+
+    def loggable(self, chat: list[ChatMessage]) -> list[ChatMessage]:
+        """``chat`` as JSON-serializable dicts, for AutoGen's event log."""
+        return chat
+
+    def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
         encoding = self._tokenizer.apply_chat_template(
             _merge_system_messages(chat) if self._merge_system else chat,
             tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools),
@@ -131,12 +150,12 @@ class PromptRenderer:
             return_dict=True,
         )
         input_ids: list[int] = cast(BatchEncoding, encoding)["input_ids"]
-        return input_ids
+        return EncodedPrompt(input_ids)
 
     def encode(
         self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None = None
-    ) -> list[int]:
-        """Token ids of the prompt the model gets for ``chat``."""
+    ) -> EncodedPrompt:
+        """The prompt the model gets for ``chat``."""
         try:
             return self._render(chat, tools)
         except TemplateError:

@@ -1,0 +1,147 @@
+"""Prompts with images: the model's processor renders them, and picks the model class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from autogen_core import Image
+from autogen_core.models import LLMMessage, UserMessage
+from jinja2 import TemplateError
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    BatchFeature,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
+)
+from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._errors import CapabilityError
+from ._loading import _hub_arguments
+from ._prompt import ChatMessage, EncodedPrompt, PromptRenderer
+from ._vision_chat import (
+    UnreadableImageError,
+    image_parts,
+    loggable_chat,
+    merge_system_parts,
+    to_vision_chat_messages,
+)
+
+_TEXT_INPUTS = ("input_ids", "attention_mask")
+
+
+class VisionPromptRenderer(PromptRenderer):
+    """Renders chats with images through the processor.
+
+    The processor's chat template places the image placeholders, its tokenizer expands each
+    into the image's tokens, and its image processor turns the pixels into model inputs
+    (``pixel_values`` and friends) that travel with the token ids.
+    """
+
+    model_class: type[_BaseAutoModelClass] = AutoModelForImageTextToText
+
+    def __init__(
+        self, processor: ProcessorMixin, chat_template: str | None, model_name: str
+    ) -> None:
+        tokenizer: PreTrainedTokenizerBase = getattr(processor, "tokenizer")  # noqa: B009
+        own = processor.chat_template
+        if isinstance(own, dict):  # several named templates
+            own = own.get("default")
+        template = chat_template or own or tokenizer.chat_template
+        if not template:
+            raise ValueError(
+                f"The processor of {model_name!r} has no chat template: set chat_template in "
+                "the client config."
+            )
+        super().__init__(tokenizer, template)
+        self.tokenizer = tokenizer
+        self._processor = processor
+
+    def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+        return to_vision_chat_messages(messages)
+
+    def loggable(self, chat: list[ChatMessage]) -> list[ChatMessage]:
+        return loggable_chat(chat)
+
+    def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
+        try:
+            encoding = self._processor.apply_chat_template(
+                merge_system_parts(chat) if self._merge_system else chat,
+                chat_template=self._template,
+                tools=tools,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+            )
+        except TemplateError:
+            raise
+        except Exception as error:
+            self._raise_for_unreadable_image(chat, error)
+            raise
+        inputs = dict(cast(BatchFeature, encoding))
+        input_ids: list[int] = inputs["input_ids"][0].tolist()
+        return EncodedPrompt(
+            input_ids, {name: value for name, value in inputs.items() if name not in _TEXT_INPUTS}
+        )
+
+    def _raise_for_unreadable_image(self, chat: list[ChatMessage], error: Exception) -> None:
+        """After the processor failed: name the image it cannot take, if one fails alone."""
+        for part in image_parts(chat):
+            try:
+                self._processor.image_processor(part["image"])
+            except Exception as image_error:
+                raise UnreadableImageError(
+                    f"{part['origin']} cannot be processed by the model's image processor: "
+                    f"{image_error}"
+                ) from error
+
+
+class TextOnlyRenderer(PromptRenderer):
+    """A checkpoint without an image processor: a text model, which refuses images."""
+
+    model_class: type[_BaseAutoModelClass] = AutoModelForCausalLM
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, chat_template: str | None, model_name: str
+    ) -> None:
+        super().__init__(tokenizer, chat_template)
+        self.tokenizer = tokenizer
+        self._model_name = model_name
+
+    def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+        for index, message in enumerate(messages):
+            if isinstance(message, UserMessage) and any(
+                isinstance(part, Image) for part in message.content if not isinstance(part, str)
+            ):
+                raise CapabilityError(
+                    f"{self._model_name!r} is a text model (it has no image processor): it "
+                    f"cannot take the image in messages[{index}] (from {message.source!r})."
+                )
+        return super().to_chat(messages)
+
+
+def load_renderer(config: Config) -> VisionPromptRenderer | TextOnlyRenderer:
+    """Load the model's processor and wrap it in the renderer that fits the checkpoint.
+
+    A vision checkpoint has a processor with an image processor; a text-only checkpoint's
+    ``AutoProcessor`` is its tokenizer, and the client then works as a text client.
+    """
+    loaded = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+        config.model_name, **_hub_arguments(config)
+    )
+    if isinstance(loaded, PreTrainedTokenizerBase):
+        return TextOnlyRenderer(loaded, config.chat_template, config.model_name)
+    if (
+        not isinstance(loaded, ProcessorMixin)
+        or getattr(loaded, "tokenizer", None) is None
+        or getattr(loaded, "image_processor", None) is None
+    ):
+        raise ValueError(
+            f"The processor of {config.model_name!r} ({type(loaded).__name__}) lacks a "
+            "tokenizer or an image processor: this client needs an image-text-to-text model."
+        )
+    return VisionPromptRenderer(loaded, config.chat_template, config.model_name)

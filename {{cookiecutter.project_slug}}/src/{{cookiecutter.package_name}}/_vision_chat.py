@@ -1,0 +1,124 @@
+"""AutoGen messages to chat messages whose content is a list of text and image parts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from autogen_core import Image
+from autogen_core.models import LLMMessage, UserMessage
+from PIL import Image as PILImage
+
+from ._prompt import ChatMessage, to_chat_messages
+
+ContentPart = dict[str, Any]
+"""``{"type": "text", "text": ...}`` or ``{"type": "image", "image": <PIL image>, ...}``."""
+
+_PART_ROLES = frozenset({"system", "user", "assistant"})
+
+
+class UnreadableImageError(ValueError):
+    """An image in the messages cannot be read, or the model's processor cannot take it."""
+
+
+def _text(text: str) -> ContentPart:
+    return {"type": "text", "text": text}
+
+
+def readable_image(image: Image, origin: str) -> PILImage.Image:
+    """The RGB pixels of ``image``; raises ``UnreadableImageError`` naming ``origin`` if none."""
+    pixels = getattr(image, "image", None)
+    if not isinstance(pixels, PILImage.Image):
+        raise UnreadableImageError(f"{origin} holds no PIL image (found {type(pixels).__name__}).")
+    try:
+        pixels.load()  # a lazily opened file is decoded here: corrupt or truncated data fails
+        rgb = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
+    except Exception as error:  # PIL raises OSError, ValueError, SyntaxError, ... on bad data
+        raise UnreadableImageError(f"{origin} cannot be read: {error}") from error
+    if rgb.width == 0 or rgb.height == 0:
+        raise UnreadableImageError(f"{origin} is empty ({rgb.width}x{rgb.height} pixels).")
+    return rgb
+
+
+def _user_parts(index: int, message: UserMessage) -> list[ContentPart]:
+    if isinstance(message.content, str):
+        return [_text(message.content)]
+    parts: list[ContentPart] = []
+    for position, part in enumerate(message.content):
+        if isinstance(part, Image):
+            origin = f"The image in messages[{index}].content[{position}] (from {message.source!r})"
+            parts.append({"type": "image", "image": readable_image(part, origin), "origin": origin})
+        else:
+            parts.append(_text(part))
+    return parts
+
+
+def _as_parts(entry: ChatMessage) -> ChatMessage:
+    content = entry.get("content")
+    if entry["role"] in _PART_ROLES and isinstance(content, str):
+        return {**entry, "content": [_text(content)] if content else []}
+    return entry
+
+
+def to_vision_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+    """Convert AutoGen messages to chat messages for a multimodal chat template.
+
+    System, user and assistant content becomes a list of parts, as multimodal templates
+    expect; a user message's text and images stay in their order. Tool results keep their
+    text content.
+
+    Raises:
+        UnreadableImageError: an image has no readable pixels; the error names the message.
+    """
+    chat: list[ChatMessage] = []
+    for index, message in enumerate(messages):
+        if isinstance(message, UserMessage):
+            chat.append({"role": "user", "content": _user_parts(index, message)})
+        else:
+            chat.extend(_as_parts(entry) for entry in to_chat_messages([message]))
+    return chat
+
+
+def image_parts(chat: list[ChatMessage]) -> list[ContentPart]:
+    """The image parts of ``chat``, in order."""
+    return [
+        part
+        for message in chat
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image"
+    ]
+
+
+def merge_system_parts(chat: list[ChatMessage]) -> list[ChatMessage]:
+    """For templates that reject the system role: system parts open the next user turn."""
+    merged: list[ChatMessage] = []
+    pending: list[ContentPart] = []
+    for message in chat:
+        if message["role"] == "system":
+            pending.extend(message["content"])
+        elif message["role"] == "user" and pending:
+            merged.append({**message, "content": [*pending, *message["content"]]})
+            pending = []
+        else:
+            merged.append(message)
+    if pending:
+        merged.append({"role": "user", "content": pending})
+    return merged
+
+
+def _loggable_part(part: ContentPart) -> ContentPart:
+    if part.get("type") != "image":
+        return part
+    image: PILImage.Image = part["image"]
+    return {"type": "image", "width": image.width, "height": image.height}
+
+
+def loggable_chat(chat: list[ChatMessage]) -> list[ChatMessage]:
+    """``chat`` with each image described by its size instead of its pixels (JSON-safe)."""
+    return [
+        {**message, "content": [_loggable_part(part) for part in message["content"]]}
+        if isinstance(message.get("content"), list)
+        else message
+        for message in chat
+    ]
