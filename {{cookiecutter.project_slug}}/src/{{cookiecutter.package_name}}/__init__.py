@@ -4,6 +4,9 @@ from ._client import {{ cookiecutter.client_class_name }}
 from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
+{%- if cookiecutter.function_calling %}
+from ._tools import MalformedToolCallWarning
+{%- endif %}
 {%- if cookiecutter.vision %}
 from ._vision_chat import UnreadableImageError
 {%- endif %}
@@ -21,3 +24,6 @@ __all__ = [
     "{{ cookiecutter.client_class_name }}",
     "{{ cookiecutter.client_class_name }}Config",
 ]
+{%- if cookiecutter.function_calling %}
+__all__ += ["MalformedToolCallWarning"]
+{%- endif %}

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from autogen_core import EVENT_LOGGER_NAME, CancellationToken, Component
+from autogen_core import EVENT_LOGGER_NAME, CancellationToken, Component, FunctionCall
 from autogen_core.logging import LLMCallEvent, LLMStreamEndEvent, LLMStreamStartEvent
 from autogen_core.models import (
     ChatCompletionClient,
@@ -37,11 +37,14 @@ from ._loading import context_window, load_model, load_model_config, load_tokeni
 {%- endif %}
 from ._model_info import DEFAULT_MODEL_INFO
 {%- if cookiecutter.vision %}
-from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt
+from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, to_chat_tools
 {%- else %}
-from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, PromptRenderer
+from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, PromptRenderer, to_chat_tools
 {%- endif %}
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
+{%- if cookiecutter.function_calling %}
+from ._tools import ToolCalling, ToolRequest
+{%- endif %}
 {%- if cookiecutter.vision %}
 from ._vision import load_renderer
 {%- endif %}
@@ -56,9 +59,15 @@ class _PreparedRequest:
     generation: GenerationRequest
     stop: list[str]
     starts_in_thought: bool
+    hold_from: tuple[str, ...] = ()
+{%- if cookiecutter.function_calling %}
+    tools: ToolRequest | None = None
+{%- endif %}
 
     def parser(self) -> ResponseParser:
-        return ResponseParser(self.stop, starts_in_thought=self.starts_in_thought)
+        return ResponseParser(
+            self.stop, starts_in_thought=self.starts_in_thought, hold_from=self.hold_from
+        )
 
 
 class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Config]):
@@ -105,6 +114,13 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
+{%- if cookiecutter.function_calling %}
+        self._tool_calling = ToolCalling(
+            self._tokenizer,
+            self._config.chat_template or self._tokenizer.chat_template,
+            self._config.tool_call_format,
+        )
+{%- endif %}
         self._worker = TorchWorker(type(self).__name__)
 {%- if cookiecutter.vision %}
         self._model_future = self._worker.submit(
@@ -251,6 +267,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             if not generation.done():
                 generation.cancel()
         result = self._result(prepared, output, parser)
+        if isinstance(result.content, str) and (held := parser.release_held()):
+            yield held  # held back as a possible tool call, but the answer is text
         event_logger.info(
             LLMStreamEndEvent(
                 response=result.model_dump(),
@@ -289,9 +307,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise CapabilityError(
                 "This client does not support tools (model_info function_calling is false)."
             )
-        if tools:
-            raise CapabilityError("Tool calling is not implemented in this client yet.")
-        return self._renderer.encode(chat)
+        return self._renderer.encode(chat, to_chat_tools(tools))
 
     def _request_settings(
         self, extra_create_args: Mapping[str, Any]
@@ -330,6 +346,10 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise CapabilityError("JSON output is not implemented in this client yet.")
         settings, passthrough = self._request_settings(extra_create_args)
         chat = self._renderer.to_chat(messages)
+{%- if cookiecutter.function_calling %}
+        tool_request = self._tool_calling.request(tools, tool_choice)
+        tools = tools if tool_request.tools else []
+{%- endif %}
         prompt = self._encode(chat, tools)
         input_ids = prompt.input_ids
         room = self._context_window - len(input_ids)
@@ -340,7 +360,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             stop.append(FALLBACK_STOP)
             settings = settings.model_copy(update={"stop": stop})
         prompt_tail = decode(self._tokenizer, input_ids[-4:]).rstrip()
-        return _PreparedRequest(
+        prepared = _PreparedRequest(
             chat=self._renderer.loggable(chat),
             generation=GenerationRequest(
                 input_ids=input_ids,
@@ -352,6 +372,17 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             stop=stop,
             starts_in_thought=prompt_tail.endswith(THINK_OPEN),
         )
+{%- if cookiecutter.function_calling %}
+        prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from
+        prepared.generation.extra_arguments = self._tool_calling.prepare(
+            tool_request,
+            passthrough,
+            prompt_ids=input_ids,
+            stop=stop,
+            starts_in_thought=prepared.starts_in_thought,
+        )
+{%- endif %}
+        return prepared
 
     async def _model(self) -> PreTrainedModel:
         self._check_open()
@@ -397,10 +428,18 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
                 prompt_tokens=self._total_usage.prompt_tokens + usage.prompt_tokens,
                 completion_tokens=self._total_usage.completion_tokens + usage.completion_tokens,
             )
+        content: str | list[FunctionCall] = parser.content
+        thought = parser.thought
+{%- if cookiecutter.function_calling %}
+        if prepared.tools is not None and (
+            calls := self._tool_calling.answer(prepared.tools, output, parser)
+        ):
+            content, thought, finish_reason = calls.calls, calls.thought, "function_calls"
+{%- endif %}
         return CreateResult(
             finish_reason=finish_reason,
-            content=parser.content,
+            content=content,
             usage=usage,
             cached=False,
-            thought=parser.thought,
+            thought=thought,
         )

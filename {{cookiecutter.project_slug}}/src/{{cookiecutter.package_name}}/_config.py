@@ -79,6 +79,13 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
     model_info: ModelInfo | None = Field(
         default=None, description="Capabilities; default: the answers given at generation."
     )
+{%- if cookiecutter.function_calling %}
+    tool_call_format: Literal["auto", "hermes", "llama3", "mistral"] = Field(
+        default="auto",
+        description="How the model writes tool calls; 'auto': the tokenizer's response parser, "
+        "else the format its chat template uses.",
+    )
+{%- endif %}
 
     @field_validator("model_name")
     @classmethod

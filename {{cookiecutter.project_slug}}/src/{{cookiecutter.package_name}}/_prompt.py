@@ -17,6 +17,7 @@ from autogen_core.models import (
     SystemMessage,
     UserMessage,
 )
+from autogen_core.tools import Tool, ToolSchema
 from jinja2 import TemplateError
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
@@ -104,6 +105,18 @@ def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
         else:  # pragma: no cover - LLMMessage is a closed union
             raise TypeError(f"Unsupported message type: {type(message).__name__}")
     return chat
+
+
+def to_chat_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]] | None:
+    """Tools as chat templates take them: ``{"type": "function", "function": schema}``."""
+    if not tools:
+        return None
+    definitions: list[dict[str, Any]] = []
+    for tool in tools:
+        schema: dict[str, Any] = dict(tool if isinstance(tool, dict) else tool.schema)
+        schema.setdefault("parameters", {"type": "object", "properties": {}})
+        definitions.append({"type": "function", "function": schema})
+    return definitions
 
 
 def _merge_system_messages(chat: list[ChatMessage]) -> list[ChatMessage]:

@@ -71,10 +71,22 @@ class ResponseParser:
     everything after it) never comes out, even when it arrives split across tokens, because a
     tail that could still become a stop string, or a ``<think>`` tag, is held back until it is
     decided. Text between ``<think>`` and ``</think>`` goes to ``thought``, never to content.
+
+    With ``hold_from`` markers (such as ``<tool_call>``), content from the first marker on is
+    not handed out: it stays in ``content`` and :meth:`release_held` returns it on request.
     """
 
-    def __init__(self, stop: Sequence[str] = (), *, starts_in_thought: bool = False) -> None:
+    def __init__(
+        self,
+        stop: Sequence[str] = (),
+        *,
+        starts_in_thought: bool = False,
+        hold_from: Sequence[str] = (),
+    ) -> None:
         self._stop = list(stop)
+        self._hold_from = list(hold_from)
+        self._undecided = ""  # content that may still grow into a hold_from marker
+        self._held: str | None = None  # content from a hold_from marker on, once one was seen
         self._pending = ""  # raw text not yet checked against stop strings
         self._tagged = ""  # text checked for stop strings, not yet split at think tags
         self._in_thought = starts_in_thought
@@ -142,7 +154,27 @@ class ResponseParser:
                 break
         delta = "".join(shown)
         self._content.append(delta)
-        return delta
+        return self._hold(delta, final=final)
+
+    def _hold(self, delta: str, *, final: bool) -> str:
+        if not self._hold_from:
+            return delta
+        if self._held is not None:
+            self._held += delta
+            return ""
+        text = self._undecided + delta
+        positions = [p for p in (text.find(marker) for marker in self._hold_from) if p >= 0]
+        if positions:
+            self._held, self._undecided = text[min(positions) :], ""
+            return text[: min(positions)]
+        keep = 0 if final else _held_back_length(text, self._hold_from)
+        self._undecided = text[len(text) - keep :]
+        return text[: len(text) - keep]
+
+    def release_held(self) -> str:
+        """Hand out the content held back from a ``hold_from`` marker on (once)."""
+        held, self._held = self._held or "", None
+        return held
 
     def _show(self, piece: str) -> str:
         if self._strip_leading:
