@@ -7,6 +7,7 @@ Qwen2 model is created from a config with random weights, and both are saved wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -67,13 +68,16 @@ def build_tiny_model(
     vocab_size: int = 512,
     max_position_embeddings: int = 2048,
     seed: int = 0,
+    special_tokens: Sequence[str] = (),
 ) -> Path:
     """Build and save a random tiny Qwen2 model with its tokenizer; return ``path``.
 
     ``chat_template`` names a file in ``tests/chat_templates`` (without ``.jinja``), or is
-    ``None`` for a tokenizer without a chat template, like GPT-2's.
+    ``None`` for a tokenizer without a chat template, like GPT-2's. ``special_tokens`` are
+    added as special (control) tokens, such as Mistral's ``[TOOL_CALLS]``.
     """
     tokenizer = _train_tokenizer(vocab_size)
+    tokenizer.add_tokens(list(special_tokens), special_tokens=True)
     if chat_template is not None:
         tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text(
             encoding="utf-8"
