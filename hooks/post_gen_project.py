@@ -42,14 +42,22 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/chat_templates/vision_chatml.jinja",
         "tests/chat_templates/vision_rejects_system.jinja",
     ],
-    "function_calling": [],
+    "function_calling": [
+        "{package}/_tool_grammar.py",
+        "{package}/_tool_parsers.py",
+        "{package}/_tools.py",
+        "benchmarks/bench_tools.py",
+        "tests/chat_templates/llama3_tools.jinja",
+        "tests/chat_templates/mistral_tools.jinja",
+        "tests/test_tools.py",
+    ],
     "json_output": [],
     "structured_output": [],
 }
 # Files that exist only when a capability was answered "no".
 DISABLED_FILES: dict[str, list[str]] = {
     "vision": [],
-    "function_calling": [],
+    "function_calling": ["tests/test_tools_disabled.py"],
     "json_output": [],
     "structured_output": [],
 }
