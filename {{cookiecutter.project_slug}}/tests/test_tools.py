@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, cast
 
 import pytest
 import torch
+import xgrammar as xgr
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import (
     TextMessage,
@@ -35,6 +36,7 @@ from transformers import AutoTokenizer, BatchEncoding, LogitsProcessor, PreTrain
 
 from {{ cookiecutter.package_name }} import CapabilityError, MalformedToolCallWarning
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+from {{ cookiecutter.package_name }}._text import ResponseParser
 from {{ cookiecutter.package_name }}._tool_grammar import GrammarCache, call_structural_tag
 from {{ cookiecutter.package_name }}._tool_parsers import (
     FORMATS,
@@ -622,6 +624,36 @@ def test_grammars_are_compiled_once_per_client(tokenizer: PreTrainedTokenizerBas
     first = cache.compile(tag, len(tokenizer), (2,))
     assert cache.compile(tag, len(tokenizer), (2,)) is first
     assert cache.compile(tag, len(tokenizer) + 8, (2,)) is not first
+
+
+def test_forced_grammar_lets_open_reasoning_finish_first(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    tag = call_structural_tag(
+        tokenizer, FORMATS["llama3"], chat_tools([TIME]), starts_in_thought=True
+    ).model_dump_json()
+    compiled = GrammarCache(tokenizer).compile(tag, len(tokenizer), (tokenizer.eos_token_id,))
+    call = '{"name": "local_time", "parameters": {"zone": "JST"}}'
+    matcher = xgr.GrammarMatcher(compiled)
+    assert matcher.accept_string("Tokyo means JST.</think>\n\n" + call)
+    assert matcher.accept_token(tokenizer.eos_token_id)
+    assert matcher.is_terminated()
+    wrong = xgr.GrammarMatcher(compiled)
+    assert not wrong.accept_string('Hm.</think>\n\n{"name": "get_weather"')
+    spaced = xgr.GrammarMatcher(compiled)  # arguments are written as json.dumps writes them
+    assert not spaced.accept_string('Hm.</think>\n\n{"name": "local_time", "parameters": {"zone" :')
+
+
+def test_response_parser_holds_back_from_a_marker_split_across_chunks() -> None:
+    parser = ResponseParser(hold_from=["<tool_call>"])
+    assert parser.feed("Let me look.<tool") == "Let me look."
+    assert parser.feed('_call>{"name": "f"}') == ""
+    assert parser.feed("</tool_call>") + parser.finish() == ""
+    assert parser.release_held() == '<tool_call>{"name": "f"}</tool_call>'
+    assert parser.content == 'Let me look.<tool_call>{"name": "f"}</tool_call>'
+    plain = ResponseParser(hold_from=["<tool_call>"])
+    assert plain.feed("a <tool") + plain.finish() == "a <tool"
+    assert plain.release_held() == ""
 
 
 # -- An AssistantAgent tool loop ---------------------------------------------------------------
