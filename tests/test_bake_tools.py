@@ -1,0 +1,47 @@
+"""Baking with and without tool calling: its files, config field, extra and README section."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from conftest import Bake
+
+PACKAGE = "src/autogen_huggingface_client"
+TOOL_FILES = [
+    f"{PACKAGE}/_tools.py",
+    f"{PACKAGE}/_tool_parsers.py",
+    f"{PACKAGE}/_tool_grammar.py",
+    "tests/test_tools.py",
+    "tests/chat_templates/llama3_tools.jinja",
+    "tests/chat_templates/mistral_tools.jinja",
+    "benchmarks/bench_tools.py",
+]
+
+
+@pytest.mark.parametrize("function_calling", [True, False])
+def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_calling: bool) -> None:
+    project = bake(function_calling=function_calling, json_output=False, structured_output=False)
+    for relative in TOOL_FILES:
+        assert (project / relative).is_file() is function_calling, relative
+    assert (project / "tests/test_tools_disabled.py").is_file() is not function_calling
+    config = (project / PACKAGE / "_config.py").read_text("utf-8")
+    assert ("tool_call_format" in config) is function_calling
+    client = (project / PACKAGE / "_client.py").read_text("utf-8")
+    assert ("from ._tools import" in client) is function_calling
+    readme = (project / "README.md").read_text("utf-8")
+    assert ("## Tool calling" in readme) is function_calling
+    assert "{%" not in readme
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    extras = pyproject["project"]["optional-dependencies"]
+    assert ("constrained" in extras) is function_calling
+    if function_calling:
+        assert any(dependency.startswith("xgrammar") for dependency in extras["constrained"])
+        assert "autogen-huggingface-client[constrained]" in extras["test"]
+
+
+def test_install_hint_names_the_project_extra(bake: Bake) -> None:
+    project = bake(project_name="Tools Client")
+    tools = (project / "src/tools_client/_tools.py").read_text("utf-8")
+    assert "INSTALL_XGRAMMAR = \"pip install 'tools-client[constrained]'\"" in tools
