@@ -23,7 +23,6 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel, ValidationError
 from transformers import PreTrainedModel
-from typing_extensions import Self
 
 from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
@@ -142,7 +141,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         return self._config.model_copy(deep=True)
 
     @classmethod
-    def _from_config(cls, config: Config) -> Self:
+    def _from_config(cls, config: Config) -> {{ cookiecutter.client_class_name }}:
         return cls(**config.model_dump(exclude_unset=True))
 
     # -- Capabilities and accounting -----------------------------------------------------
