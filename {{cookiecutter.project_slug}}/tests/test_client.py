@@ -12,6 +12,7 @@ from autogen_core import EVENT_LOGGER_NAME, CancellationToken, FunctionCall
 from autogen_core.logging import LLMCallEvent
 from autogen_core.models import (
     AssistantMessage,
+    CreateResult,
     FunctionExecutionResult,
     FunctionExecutionResultMessage,
     LLMMessage,
@@ -335,7 +336,10 @@ async def test_cancellation_stops_generate_within_one_step(client: Client) -> No
     assert result.usage.completion_tokens == 4
 
 
-async def test_cancelling_the_task_stops_the_model(client: Client) -> None:
+async def start_long_request(
+    client: Client,
+) -> tuple[asyncio.Task[CreateResult], StepRecorder]:
+    """A 5000-token request, returned once the model is generating it."""
     started = asyncio.Event()
     loop = asyncio.get_running_loop()
     recorder = StepRecorder(lambda step: step == 1 and loop.call_soon_threadsafe(started.set))
@@ -349,6 +353,11 @@ async def test_cancelling_the_task_stops_the_model(client: Client) -> None:
         )
     )
     await started.wait()
+    return task, recorder
+
+
+async def test_cancelling_the_task_stops_the_model(client: Client) -> None:
+    task, recorder = await start_long_request(client)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -413,19 +422,7 @@ async def test_clients_created_together_load_the_same_model(tiny_model_path: Pat
 
 async def test_close_stops_running_and_queued_requests(tiny_model_path: Path) -> None:
     client = Client(model_name=str(tiny_model_path), do_sample=False)
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    recorder = StepRecorder(lambda step: step == 1 and loop.call_soon_threadsafe(started.set))
-    running = asyncio.create_task(
-        client.create(
-            [HELLO],
-            extra_create_args={
-                "max_new_tokens": 5000,
-                "logits_processor": LogitsProcessorList([recorder]),
-            },
-        )
-    )
-    await started.wait()
+    running, recorder = await start_long_request(client)
     queued = asyncio.create_task(client.create([HELLO], extra_create_args={"seed": 3}))
     await asyncio.sleep(0)
     await client.close()

@@ -224,7 +224,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         json_output: bool | type[BaseModel] | None = None,
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
-        include_usage: bool | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Yield the answer's text as the model produces it, then one ``CreateResult``.
 
