@@ -51,15 +51,23 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/chat_templates/mistral_tools.jinja",
         "tests/test_tools.py",
     ],
-    "json_output": [],
-    "structured_output": [],
+    "json_output": [
+        "{package}/_json_output.py",
+        "{package}/_grammar.py",
+        "{package}/_schema.py",
+        "tests/test_json_output.py",
+        "tests/test_schema.py",
+        "tests/schema_models.py",
+        "benchmarks/bench_json.py",
+    ],
+    "structured_output": ["tests/test_structured_output.py"],
 }
 # Files that exist only when a capability was answered "no".
 DISABLED_FILES: dict[str, list[str]] = {
     "vision": [],
     "function_calling": ["tests/test_tools_disabled.py"],
-    "json_output": [],
-    "structured_output": [],
+    "json_output": ["tests/test_json_output_disabled.py"],
+    "structured_output": ["tests/test_structured_output_disabled.py"],
 }
 
 

@@ -7,6 +7,9 @@ from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
 {%- if cookiecutter.function_calling %}
 from ._tools import MalformedToolCallWarning
 {%- endif %}
+{%- if cookiecutter.json_output %}
+from ._schema import UnsupportedSchemaError
+{%- endif %}
 {%- if cookiecutter.vision %}
 from ._vision_chat import UnreadableImageError
 {%- endif %}
@@ -26,4 +29,7 @@ __all__ = [
 ]
 {%- if cookiecutter.function_calling %}
 __all__ += ["MalformedToolCallWarning"]
+{%- endif %}
+{%- if cookiecutter.json_output %}
+__all__ += ["UnsupportedSchemaError"]
 {%- endif %}

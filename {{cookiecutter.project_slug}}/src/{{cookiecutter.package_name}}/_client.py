@@ -29,6 +29,9 @@ from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._batching import RequestBatcher
 from ._generation import PASSTHROUGH_ARGUMENTS, GenerationOutput, GenerationRequest
+{%- if cookiecutter.json_output %}
+from ._json_output import JsonOutput
+{%- endif %}
 {%- if cookiecutter.vision %}
 from ._loading import context_window, load_model, load_model_config
 {%- else %}
@@ -59,13 +62,17 @@ class _PreparedRequest:
     stop: list[str]
     starts_in_thought: bool
     hold_from: tuple[str, ...] = ()
+    think_tags: bool = True
 {%- if cookiecutter.function_calling %}
     tools: ToolRequest | None = None
 {%- endif %}
 
     def parser(self) -> ResponseParser:
         return ResponseParser(
-            self.stop, starts_in_thought=self.starts_in_thought, hold_from=self.hold_from
+            self.stop,
+            starts_in_thought=self.starts_in_thought,
+            hold_from=self.hold_from,
+            think_tags=self.think_tags,
         )
 
 
@@ -131,6 +138,11 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._batcher = RequestBatcher(
             self._worker, self._model_future, self._tokenizer, self._config.max_batch_size
         )
+{%- if cookiecutter.json_output %}
+        self._json_output = JsonOutput(
+            self._tokenizer, self._model_info, lambda: self._model_future.result()
+        )
+{%- endif %}
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._closed = False
@@ -340,13 +352,22 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         extra_create_args: Mapping[str, Any],
     ) -> _PreparedRequest:
         self._check_open()
-        if json_output:
-            raise CapabilityError("JSON output is not implemented in this client yet.")
         settings, passthrough = self._request_settings(extra_create_args)
         chat = self._renderer.to_chat(messages)
 {%- if cookiecutter.function_calling %}
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
+{%- endif %}
+        if json_output:
+{%- if cookiecutter.json_output %}
+            settings, passthrough = self._json_output.constrain(
+                json_output, settings, passthrough, tools=tools
+            )
+{%- else %}
+            raise CapabilityError(
+                "This client was generated without JSON output (json_output=no): regenerate "
+                "the project with json_output=yes to use json_output."
+            )
 {%- endif %}
         prompt = self._encode(chat, tools)
         input_ids = prompt.input_ids
@@ -369,6 +390,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             ),
             stop=stop,
             starts_in_thought=prompt_tail.endswith(THINK_OPEN),
+            think_tags=not json_output,  # JSON strings may contain "<think>"
         )
 {%- if cookiecutter.function_calling %}
         prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from

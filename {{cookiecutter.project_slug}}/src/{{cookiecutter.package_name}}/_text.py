@@ -74,6 +74,7 @@ class ResponseParser:
 
     With ``hold_from`` markers (such as ``<tool_call>``), content from the first marker on is
     not handed out: it stays in ``content`` and :meth:`release_held` returns it on request.
+    With ``think_tags=False`` (constrained JSON) think tags are ordinary content text.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class ResponseParser:
         *,
         starts_in_thought: bool = False,
         hold_from: Sequence[str] = (),
+        think_tags: bool = True,
     ) -> None:
         self._stop = list(stop)
         self._hold_from = list(hold_from)
@@ -89,8 +91,9 @@ class ResponseParser:
         self._held: str | None = None  # content from a hold_from marker on, once one was seen
         self._pending = ""  # raw text not yet checked against stop strings
         self._tagged = ""  # text checked for stop strings, not yet split at think tags
-        self._in_thought = starts_in_thought
-        self._strip_leading = starts_in_thought
+        self._think_tags = think_tags
+        self._in_thought = starts_in_thought and think_tags
+        self._strip_leading = self._in_thought
         self._thought: list[str] = []
         self._content: list[str] = []
         self.stopped = False
@@ -136,11 +139,12 @@ class ResponseParser:
         shown: list[str] = []
         while self._tagged:
             tag = THINK_CLOSE if self._in_thought else THINK_OPEN
-            position = self._tagged.find(tag)
+            position = self._tagged.find(tag) if self._think_tags else -1
             if position >= 0:
                 piece, self._tagged = self._tagged[:position], self._tagged[position + len(tag) :]
             else:
-                keep = 0 if final else _held_back_length(self._tagged, [tag])
+                undecided = self._think_tags and not final
+                keep = _held_back_length(self._tagged, [tag]) if undecided else 0
                 piece = self._tagged[: len(self._tagged) - keep]
                 self._tagged = self._tagged[len(piece) :]
             if self._in_thought:

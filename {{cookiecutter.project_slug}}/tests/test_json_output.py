@@ -1,0 +1,284 @@
+"""JSON mode (``json_output=True``): valid JSON from any model, streamed or not."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+import torch
+import xgrammar as xgr
+from autogen_core.models import CreateResult, ModelInfo, UserMessage
+from autogen_core.tools import FunctionTool
+from pydantic import BaseModel, Field, RootModel
+from transformers import LogitsProcessor, PreTrainedModel
+
+from {{ cookiecutter.package_name }} import CapabilityError
+from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+from {{ cookiecutter.package_name }}._json_output import JsonOutput
+from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
+
+MESSAGES = [UserMessage(content="Describe the weather in Paris as JSON.", source="user")]
+SEEDS = range(20)
+
+
+@pytest.fixture(scope="module")
+async def sampler(tiny_model_path: Path) -> AsyncIterator[Client]:
+    """A sampling client: each seed gives a different random answer.
+
+    Structured output is on whatever the answers were: some tests bound strings with a model.
+    """
+    info = ModelInfo(**{**DEFAULT_MODEL_INFO, "json_output": True, "structured_output": True})
+    client = Client(
+        model_name=str(tiny_model_path), max_new_tokens=200, do_sample=True, model_info=info
+    )
+    yield client
+    await client.close()
+
+
+class ShortText(RootModel[Annotated[str, Field(max_length=30)]]):
+    """A JSON string of at most 30 characters."""
+
+
+class TwelveCharacters(RootModel[Annotated[str, Field(min_length=12, max_length=12)]]):
+    """A JSON string exactly as long as ``<|im_start|>``."""
+
+
+def token_id(tiny_model_path: Path, token: str) -> int:
+    from transformers import AutoTokenizer
+
+    found = AutoTokenizer.from_pretrained(tiny_model_path).convert_tokens_to_ids(token)
+    assert isinstance(found, int)
+    return found
+
+
+class Boost(LogitsProcessor):
+    """Makes one token overwhelmingly likely wherever it is allowed; counts its calls."""
+
+    def __init__(self, token_id: int) -> None:
+        self.token_id = token_id
+        self.calls = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.calls += 1
+        scores[:, self.token_id] += 1000.0
+        return scores
+
+
+async def test_json_mode_is_valid_across_seeds(sampler: Client) -> None:
+    finished = 0
+    for seed in SEEDS:
+        result = await sampler.create(MESSAGES, json_output=True, extra_create_args={"seed": seed})
+        assert isinstance(result.content, str)
+        if result.finish_reason == "stop":
+            assert isinstance(json.loads(result.content), dict), result.content
+            finished += 1
+        else:
+            assert result.finish_reason == "length"
+    assert finished >= 0.8 * len(SEEDS)
+
+
+async def test_without_json_output_the_model_rarely_writes_json(sampler: Client) -> None:
+    """The control for the test above: the constraint, not the model, makes the JSON."""
+    parsed = 0
+    for seed in range(10):
+        result = await sampler.create(
+            MESSAGES, extra_create_args={"seed": seed, "max_new_tokens": 40}
+        )
+        try:
+            json.loads(str(result.content))
+            parsed += 1
+        except json.JSONDecodeError:
+            pass
+    assert parsed <= 1
+
+
+async def test_json_output_false_is_unconstrained(sampler: Client) -> None:
+    arguments = {"seed": 3, "max_new_tokens": 20}
+    plain = await sampler.create(MESSAGES, extra_create_args=arguments)
+    explicit = await sampler.create(MESSAGES, json_output=False, extra_create_args=arguments)
+    assert explicit.content == plain.content
+
+
+async def test_complete_json_ends_with_stop(client: Client) -> None:
+    result = await client.create(
+        MESSAGES, json_output=True, extra_create_args={"max_new_tokens": 200}
+    )
+    assert result.finish_reason == "stop"
+    json.loads(str(result.content))
+    assert result.usage.completion_tokens < 200
+
+
+async def test_streamed_json_concatenates_to_the_content(sampler: Client) -> None:
+    for seed in range(5):
+        chunks: list[str] = []
+        final: CreateResult | None = None
+        async for item in sampler.create_stream(
+            MESSAGES, json_output=True, extra_create_args={"seed": seed}
+        ):
+            if isinstance(item, CreateResult):
+                final = item
+            else:
+                chunks.append(item)
+        assert final is not None
+        assert "".join(chunks) == final.content
+        if final.finish_reason == "stop":
+            assert len(chunks) > 1
+            assert isinstance(json.loads(final.content), dict)
+
+
+async def test_cut_off_json_reports_length(client: Client) -> None:
+    result = await client.create(
+        MESSAGES, json_output=True, extra_create_args={"max_new_tokens": 1}
+    )
+    assert result.finish_reason == "length"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(str(result.content))
+
+
+async def test_stop_strings_do_not_cut_json(tiny_model_path: Path) -> None:
+    client = Client(
+        model_name=str(tiny_model_path), max_new_tokens=200, do_sample=False, stop=['"', "}"]
+    )
+    try:
+        result = await client.create(MESSAGES, json_output=True)
+        assert result.finish_reason == "stop"
+        json.loads(str(result.content))
+        plain = await client.create(MESSAGES)
+        assert '"' not in str(plain.content)
+        assert "}" not in str(plain.content)
+    finally:
+        await client.close()
+
+
+async def boosted(
+    client: Client, tiny_model_path: Path, token: str, answer: type[BaseModel]
+) -> CreateResult:
+    """An answer from a request whose own logits processor pushes ``token`` hard."""
+    boost = Boost(token_id(tiny_model_path, token))
+    result = await client.create(
+        MESSAGES, json_output=answer, extra_create_args={"seed": 1, "logits_processor": [boost]}
+    )
+    assert boost.calls > 1  # the request's processor ran, next to the grammar's
+    assert result.finish_reason == "stop"
+    answer.model_validate_json(str(result.content))
+    return result
+
+
+async def test_think_tags_inside_json_stay_content(sampler: Client, tiny_model_path: Path) -> None:
+    """ "<think>" is allowed only inside the string, where it wins: content, not thought."""
+    result = await boosted(sampler, tiny_model_path, "<think>", ShortText)
+    assert "<think>" in str(result.content)
+    assert result.thought is None
+
+
+async def test_special_tokens_never_enter_the_json(sampler: Client, tiny_model_path: Path) -> None:
+    """Decoding drops special tokens, so the grammar must never allow them inside a string."""
+    result = await boosted(sampler, tiny_model_path, "<|im_start|>", TwelveCharacters)
+    assert len(TwelveCharacters.model_validate_json(str(result.content)).root) == 12
+
+
+async def test_grammar_work_happens_once_and_off_the_event_loop(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Converting and compiling the grammar (and importing xgrammar) never block the loop."""
+    threads: dict[str, list[str]] = {"convert": [], "compile": []}
+    convert, compile_grammar = xgr.Grammar.from_json_schema, xgr.GrammarCompiler.compile_grammar
+
+    def convert_spy(*args: Any, **kwargs: Any) -> xgr.Grammar:
+        threads["convert"].append(threading.current_thread().name)
+        return convert(*args, **kwargs)
+
+    def compile_spy(self: xgr.GrammarCompiler, *args: Any, **kwargs: Any) -> xgr.CompiledGrammar:
+        threads["compile"].append(threading.current_thread().name)
+        return compile_grammar(self, *args, **kwargs)
+
+    monkeypatch.setattr(xgr.Grammar, "from_json_schema", staticmethod(convert_spy))
+    monkeypatch.setattr(xgr.GrammarCompiler, "compile_grammar", compile_spy)
+    client = Client(model_name=str(tiny_model_path), max_new_tokens=64, do_sample=False)
+    try:
+        for _ in range(3):
+            await client.create(MESSAGES, json_output=True)
+        async for _item in client.create_stream(MESSAGES, json_output=True):
+            pass
+    finally:
+        await client.close()
+    for work, names in threads.items():
+        assert len(names) == 1, (work, names)  # cached after the first request
+        assert names[0].startswith(type(client).__name__), (work, names)  # the torch worker
+        assert names[0] != threading.current_thread().name
+
+
+async def test_json_output_with_tools_is_refused(client: Client) -> None:
+    def forecast(city: str) -> str:
+        return f"Sunny in {city}"
+
+    tool = FunctionTool(forecast, description="The weather forecast for a city.")
+    with pytest.raises(CapabilityError, match="cannot be combined with tools"):
+        await client.create(MESSAGES, tools=[tool], json_output=True)
+
+
+async def test_beam_search_is_refused(client: Client) -> None:
+    with pytest.raises(ValueError, match="num_beams"):
+        await client.create(MESSAGES, json_output=True, extra_create_args={"num_beams": 2})
+
+
+async def test_json_output_needs_the_capability(tiny_model_path: Path) -> None:
+    info = ModelInfo(**{**DEFAULT_MODEL_INFO, "json_output": False, "structured_output": False})
+    client = Client(model_name=str(tiny_model_path), model_info=info)
+    try:
+        with pytest.raises(CapabilityError, match="json_output is false"):
+            await client.create(MESSAGES, json_output=True)
+        with pytest.raises(CapabilityError, match="json_output is false"):
+            async for _item in client.create_stream(MESSAGES, json_output=True):
+                pass
+    finally:
+        await client.close()
+
+
+async def test_structured_output_off_refuses_models_but_allows_json(tiny_model_path: Path) -> None:
+    class Answer(BaseModel):
+        text: str
+
+    info = ModelInfo(**{**DEFAULT_MODEL_INFO, "json_output": True, "structured_output": False})
+    client = Client(model_name=str(tiny_model_path), model_info=info, max_new_tokens=100)
+    try:
+        with pytest.raises(CapabilityError, match="structured_output is false"):
+            await client.create(MESSAGES, json_output=Answer)
+        result = await client.create(MESSAGES, json_output=True)
+        json.loads(str(result.content))
+    finally:
+        await client.close()
+
+
+async def test_json_output_must_be_a_bool_or_model(client: Client) -> None:
+    with pytest.raises(TypeError, match="BaseModel subclass"):
+        await client.create(MESSAGES, json_output=dict)  # type: ignore[arg-type]
+
+
+def test_missing_xgrammar_names_the_extra(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoTokenizer
+
+    from {{ cookiecutter.package_name }}._config import GenerationSettings
+
+    monkeypatch.setitem(sys.modules, "xgrammar", None)  # import xgrammar now raises ImportError
+    monkeypatch.delitem(sys.modules, "{{ cookiecutter.package_name }}._grammar", raising=False)
+
+    def no_model() -> PreTrainedModel:
+        raise AssertionError("the model is not needed to refuse the request")
+
+    json_output = JsonOutput(
+        AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO, no_model
+    )
+    with pytest.raises(CapabilityError, match=r"pip install '.*\[constrained\]'"):
+        json_output.constrain(True, GenerationSettings(), {})
+
+
+def test_model_info_reports_json_output() -> None:
+    assert DEFAULT_MODEL_INFO["json_output"] is True
