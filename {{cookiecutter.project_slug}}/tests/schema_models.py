@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, RootModel
 Word = Annotated[str, Field(max_length=8)]
 
 
-class Color(str, Enum):
+class Color(Enum):
     RED = "red"
     GREEN = "green"
     BLUE = "blue"
