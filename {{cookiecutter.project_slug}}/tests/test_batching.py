@@ -127,6 +127,19 @@ async def test_cancelling_one_request_leaves_the_others(
         assert result.usage == expected.usage
 
 
+async def test_equal_plain_arguments_still_batch(client: Client, batch_sizes: list[int]) -> None:
+    await client.create(PROMPTS[0], extra_create_args={"max_new_tokens": 1})  # model loaded
+    batch_sizes.clear()
+    results = await asyncio.gather(
+        *(
+            client.create(prompt, extra_create_args={"max_new_tokens": 6, "min_new_tokens": 6})
+            for prompt in PROMPTS
+        )
+    )
+    assert max(batch_sizes) > 1
+    assert all(result.usage.completion_tokens == 6 for result in results)
+
+
 async def test_requests_with_their_own_arguments_run_alone(
     client: Client, batch_sizes: list[int]
 ) -> None:

@@ -137,12 +137,23 @@ def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> se
 def batch_key(request: GenerationRequest) -> tuple[object, ...] | None:
     """Requests with equal keys can share one batched ``generate``; None: run it alone.
 
-    Sampling settings must match; extra arguments (logits processors, beams, ...), extra
-    model inputs (images) and seeds make a request run on its own.
+    Sampling settings and plain extra arguments (``min_new_tokens``, ...) must match. Logits
+    processors, beam search, extra model inputs (images) and seeds make a request run alone.
     """
-    if request.extra_arguments or request.model_inputs or request.settings.seed is not None:
+    extra = request.extra_arguments
+    if (
+        request.model_inputs
+        or request.settings.seed is not None
+        or "logits_processor" in extra
+        or int(extra.get("num_beams", 1)) > 1
+    ):
         return None
-    return tuple(getattr(request.settings, name) for name in _SAMPLING_FIELDS)
+    key = (*(getattr(request.settings, name) for name in _SAMPLING_FIELDS), *sorted(extra.items()))
+    try:
+        hash(key)
+    except TypeError:  # a list or dict argument: compare by identity, run alone
+        return None
+    return key
 
 
 def _left_padded(
