@@ -238,10 +238,3 @@ def _end_of(token_ids: list[int], eos: set[int]) -> int:
 def _on_model(model: PreTrainedModel, value: torch.Tensor) -> torch.Tensor:
     """A model input on the model's device; floating-point ones (pixels) in its dtype."""
     return value.to(model.device, model.dtype if value.is_floating_point() else value.dtype)
-
-
-def generate_tokens(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, request: GenerationRequest
-) -> GenerationOutput:
-    """Run ``model.generate`` for one request. Call on the worker thread only."""
-    return generate_batch(model, tokenizer, [request])[0]
