@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 from concurrent.futures import Future
@@ -18,10 +19,11 @@ _Pending = tuple[GenerationRequest, "Future[GenerationOutput]"]
 class RequestBatcher:
     """Queues requests for the worker thread and runs compatible ones as one batch.
 
-    Requests that arrive while the model is busy wait in a queue; when the worker is free it
-    takes them all, groups those whose sampling settings match (at most ``max_batch_size``
-    a batch) and runs each group as one left-padded ``generate``. A request with a seed or
-    extra generation arguments runs alone.
+    Requests submitted in the same event-loop iteration (``asyncio.gather`` of several
+    calls) or while the model is busy wait in a queue; when the worker is free it takes them
+    all, groups those whose sampling settings match (at most ``max_batch_size`` a batch) and
+    runs each group as one left-padded ``generate``. A request with a seed or extra model
+    inputs runs alone.
     """
 
     def __init__(
@@ -38,14 +40,29 @@ class RequestBatcher:
         self._lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._running: list[GenerationRequest] = []
+        self._drain_scheduled = False
 
     def submit(self, request: GenerationRequest) -> Future[GenerationOutput]:
-        """Queue ``request``; cancelling the future before it starts drops it."""
+        """Queue ``request`` (on the event loop); cancelling the future before it starts drops it.
+
+        The worker is woken at the end of this loop iteration, so that requests submitted
+        together start together instead of the first one running alone.
+        """
         future: Future[GenerationOutput] = Future()
         with self._lock:
             self._pending.append((request, future))
-        self._worker.submit(self._drain)
+            if self._drain_scheduled:
+                return future
+            self._drain_scheduled = True
+        asyncio.get_running_loop().call_soon(self._wake_worker)
         return future
+
+    def _wake_worker(self) -> None:
+        with self._lock:
+            self._drain_scheduled = False
+            if not self._pending:  # closed, or already taken by a running drain
+                return
+        self._worker.submit(self._drain)
 
     def close(self, error: Exception) -> None:
         """Fail every queued request with ``error`` and stop the running ones."""
