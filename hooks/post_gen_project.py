@@ -71,20 +71,49 @@ DISABLED_FILES: dict[str, list[str]] = {
 }
 
 
+# Modules that take an optional module's place when its capability was answered "no". They
+# have the same interface and refuse the capability clearly, so the client imports the same
+# names either way and holds no template conditionals.
+STAND_INS: dict[str, dict[str, str]] = {
+    "vision": {"{package}/_no_vision.py": "{package}/_vision.py"},
+    "function_calling": {"{package}/_no_tools.py": "{package}/_tools.py"},
+    "json_output": {"{package}/_no_json_output.py": "{package}/_json_output.py"},
+}
+
+
+def _package(answers: Mapping[str, Any]) -> str:
+    return f"src/{answers['package_name']}"
+
+
 def unselected_files(answers: Mapping[str, Any]) -> list[str]:
-    """Relative paths to delete for these answers."""
-    package = f"src/{answers['package_name']}"
+    """Relative paths to delete for these answers (stand-ins of chosen capabilities too)."""
+    package = _package(answers)
     paths: list[str] = []
     for capability in OPTIONAL_FILES:
         chosen = OPTIONAL_FILES if not answers[capability] else DISABLED_FILES
         paths.extend(path.format(package=package) for path in chosen[capability])
+        if answers[capability]:
+            paths.extend(path.format(package=package) for path in STAND_INS.get(capability, {}))
     return paths
 
 
-def remove_unselected(project: Path, answers: Mapping[str, Any]) -> None:
-    """Delete the files of capabilities that were not chosen."""
+def stand_in_moves(answers: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(stand-in, the module it replaces) for each capability answered "no"."""
+    package = _package(answers)
+    return [
+        (source.format(package=package), target.format(package=package))
+        for capability, moves in STAND_INS.items()
+        if not answers[capability]
+        for source, target in moves.items()
+    ]
+
+
+def apply_capability_answers(project: Path, answers: Mapping[str, Any]) -> None:
+    """Delete the files of capabilities not chosen, and move their stand-ins into place."""
     for relative in unselected_files(answers):
         (project / relative).unlink(missing_ok=True)
+    for source, target in stand_in_moves(answers):
+        (project / source).replace(project / target)
 
 
 @dataclass
@@ -320,7 +349,9 @@ def verify(
     elapsed = time.monotonic() - started
     print(BANNER, flush=True)
     if failed is None:
-        print(f"VERIFIED: {project.name} installs; its tests, ruff and mypy pass ({elapsed:.1f} s).")
+        print(
+            f"VERIFIED: {project.name} installs; its tests, ruff and mypy pass ({elapsed:.1f} s)."
+        )
         print(f"Its environment: {venv_python(project).parent}")
     else:
         print(f"VERIFICATION FAILED at step '{failed.name}' after {elapsed:.1f} s.")
@@ -362,7 +393,7 @@ def tidy(project: Path, runner: Runner = run_step) -> bool:
 
 
 def main(answers: Mapping[str, Any], project: Path) -> int:
-    remove_unselected(project, answers)
+    apply_capability_answers(project, answers)
     record_answers(project, answers)
     tidied = tidy(project)
     reason = verification_wanted(answers, os.environ)

@@ -29,12 +29,16 @@ def _no_verification_and_pinned_torch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def bake(tmp_path: Path) -> Bake:
-    """Bake the template with ``answers`` (no prompts) into a fresh directory; return the project."""
+    """Bake the template with ``answers`` (no prompts) into a fresh folder; return the project."""
 
     def _bake(**answers: Any) -> Path:
         output = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
         output.mkdir()
-        return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output)))
+        return Path(
+            cookiecutter(
+                str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output)
+            )
+        )
 
     return _bake
 
@@ -55,7 +59,7 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
 
 
 def check_baked_project(project: Path, mypy_cache: Path) -> str:
-    """Run the baked project's own tests, ruff and mypy against its sources; return pytest's output."""
+    """Run the baked project's tests, ruff and mypy on its sources; return pytest's output."""
     source = {"PYTHONPATH": str(project / "src"), "MYPYPATH": str(project / "src")}
     tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, **source)
     run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], project)
@@ -74,3 +78,8 @@ def answers_of(project: Path) -> dict[str, Any]:
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One mypy cache for every baked project: torch and transformers are analysed once."""
     return tmp_path_factory.mktemp("mypy-cache")
+
+
+def is_stand_in(module: Path) -> bool:
+    """Whether ``module`` is the stand-in for a capability answered "no" (its first line says)."""
+    return "stand-in" in module.read_text("utf-8").splitlines()[0]

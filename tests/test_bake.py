@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FLAGS, Bake, answers_of, check_baked_project
+from conftest import FLAGS, Bake, answers_of, check_baked_project, is_stand_in
 
 DEFAULT_PACKAGE = "autogen_huggingface_client"
 
@@ -41,7 +41,9 @@ def test_defaults_bake_a_complete_project(bake: Bake) -> None:
         assert (package / module).is_file(), module
     pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["name"] == "autogen-huggingface-client"
-    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [f"src/{DEFAULT_PACKAGE}"]
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
+        f"src/{DEFAULT_PACKAGE}"
+    ]
     assert not any("torch==" in dep for dep in pyproject["project"]["dependencies"])
     assert "{{" not in (project / "README.md").read_text("utf-8")
     for path in python_files(project):
@@ -72,24 +74,27 @@ def test_license_file_and_metadata_follow_the_answer(bake: Bake, license_name: s
     }[license_name]
     assert expected_heading in text
     assert "Ada Lovelace" in text
-    assert "{%" not in text and "{{" not in text
+    assert "{%" not in text
+    assert "{{" not in text
     pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
     expected = "LicenseRef-Proprietary" if license_name == "Proprietary" else license_name
     assert pyproject["project"]["license"] == expected
 
 
 AWKWARD = [
-    'Quote "double" and \'single\'',
+    "Quote \"double\" and 'single'",
     "Back\\slash \\n not a newline \\u0041",
     "Ünïcödé Ça va? 日本語 🙂",
     "Two\nlines",
-    'Triple """ and \'\'\' quotes',
+    "Triple \"\"\" and ''' quotes",
 ]
 
 
 @pytest.mark.parametrize("text", AWKWARD)
 def test_awkward_free_text_is_rendered_as_data(bake: Bake, text: str) -> None:
-    project = bake(project_name=text, author_name=text, project_slug="awkward", package_name="awkward")
+    project = bake(
+        project_name=text, author_name=text, project_slug="awkward", package_name="awkward"
+    )
     pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["authors"][0]["name"] == text
     workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text("utf-8"))
@@ -101,7 +106,7 @@ def test_awkward_free_text_is_rendered_as_data(bake: Bake, text: str) -> None:
 
 
 def test_model_name_with_quotes_reaches_python_intact(bake: Bake) -> None:
-    name = "./models/it's \"quoted\"\\path"
+    name = './models/it\'s "quoted"\\path'
     project = bake(model_name=name)
     module = project / "src" / DEFAULT_PACKAGE / "_model_info.py"
     tree = ast.parse(module.read_text("utf-8"))
@@ -124,7 +129,6 @@ def test_names_flow_into_the_code(bake: Bake) -> None:
 
 
 VISION_FILES = [
-    f"src/{DEFAULT_PACKAGE}/_vision.py",
     f"src/{DEFAULT_PACKAGE}/_vision_chat.py",
     "tests/test_vision.py",
     "tests/tiny_vision_models.py",
@@ -143,13 +147,22 @@ def test_vision_answer_decides_files_dependency_and_readme(bake: Bake, vision: b
     assert any(dependency.startswith("pillow") for dependency in dependencies) is vision
     assert ("## Images" in (project / "README.md").read_text("utf-8")) is vision
     package = project / "src" / DEFAULT_PACKAGE
-    assert ("load_renderer(self._config)" in (package / "_client.py").read_text("utf-8")) is vision
+    assert is_stand_in(package / "_vision.py") is not vision
+    assert not (package / "_no_vision.py").exists()
     assert ("UnreadableImageError" in (package / "__init__.py").read_text("utf-8")) is vision
     for path in [package / "_client.py", package / "__init__.py"]:
         source = path.read_text("utf-8")
         assert "{%" not in source
         assert "{{" not in source
         ast.parse(source)
+
+
+def test_client_module_is_the_same_for_every_capability_answer(bake: Bake) -> None:
+    """Capabilities come in whole modules (or their stand-ins), never as template branches."""
+    everything = bake(vision=True)
+    nothing = bake(vision=False, function_calling=False, json_output=False, structured_output=False)
+    relative = f"src/{DEFAULT_PACKAGE}/_client.py"
+    assert (everything / relative).read_text("utf-8") == (nothing / relative).read_text("utf-8")
 
 
 VALID_FLAG_COMBINATIONS = [
@@ -187,7 +200,7 @@ def test_awkward_names_project_passes_its_own_checks(bake: Bake, mypy_cache: Pat
     project = bake(
         project_name='Ça "marche" \\ 🙂',
         client_class_name="ZetaClient",
-        author_name="O'Brien \"Bob\"",
+        author_name='O\'Brien "Bob"',
         min_python_version="3.11",
     )
     output = check_baked_project(project, mypy_cache)

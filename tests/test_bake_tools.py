@@ -6,11 +6,10 @@ import tomllib
 
 import pytest
 
-from conftest import Bake
+from conftest import Bake, is_stand_in
 
 PACKAGE = "src/autogen_huggingface_client"
 TOOL_FILES = [
-    f"{PACKAGE}/_tools.py",
     f"{PACKAGE}/_tool_parsers.py",
     f"{PACKAGE}/_tool_grammar.py",
     "tests/test_tools.py",
@@ -28,8 +27,8 @@ def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_cal
     assert (project / "tests/test_tools_disabled.py").is_file() is not function_calling
     config = (project / PACKAGE / "_config.py").read_text("utf-8")
     assert ("tool_call_format" in config) is function_calling
-    client = (project / PACKAGE / "_client.py").read_text("utf-8")
-    assert ("from ._tools import" in client) is function_calling
+    assert is_stand_in(project / PACKAGE / "_tools.py") is not function_calling
+    assert not (project / PACKAGE / "_no_tools.py").exists()
     readme = (project / "README.md").read_text("utf-8")
     assert ("## Tool calling" in readme) is function_calling
     assert "{%" not in readme

@@ -20,7 +20,8 @@ from conftest import TEMPLATE
 def load_hook(name: str) -> ModuleType:
     """Import a hook file as a module (its Jinja line only runs under ``__main__``)."""
     spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -80,8 +81,25 @@ def test_main_prints_one_line_per_problem(capsys: pytest.CaptureFixture[str]) ->
 def test_unselected_capability_files_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(post, "OPTIONAL_FILES", {"vision": ["{package}/_vision.py"]})
     monkeypatch.setattr(post, "DISABLED_FILES", {"vision": ["tests/test_vision_disabled.py"]})
+    monkeypatch.setattr(post, "STAND_INS", {"vision": {"{package}/_no_vision.py": "x"}})
     assert post.unselected_files({**GOOD, "vision": False}) == ["src/good/_vision.py"]
-    assert post.unselected_files({**GOOD, "vision": True}) == ["tests/test_vision_disabled.py"]
+    assert post.unselected_files({**GOOD, "vision": True}) == [
+        "tests/test_vision_disabled.py",
+        "src/good/_no_vision.py",
+    ]
+
+
+def test_stand_ins_take_the_place_of_unchosen_modules(tmp_path: Path) -> None:
+    package = tmp_path / "src/good"
+    package.mkdir(parents=True)
+    for name in ("_tools.py", "_no_tools.py", "_vision.py", "_no_vision.py"):
+        (package / name).write_text(f"# {name}\n", "utf-8")
+    answers = {**GOOD, "function_calling": False, "vision": True}
+    post.apply_capability_answers(tmp_path, answers)
+    assert (package / "_tools.py").read_text("utf-8") == "# _no_tools.py\n"
+    assert (package / "_vision.py").read_text("utf-8") == "# _vision.py\n"
+    assert not (package / "_no_tools.py").exists()
+    assert not (package / "_no_vision.py").exists()
 
 
 def test_recorded_answers_leave_out_machine_paths(tmp_path: Path) -> None:
@@ -102,7 +120,9 @@ def test_pip_install_honours_constraints_and_pins_a_shared_torch(tmp_path: Path)
     torch = post.TorchInstall("2.13.0+cpu", tmp_path, ["torch"])
     step = post.install_step(tmp_path, {"PIP_CONSTRAINT": "a.txt b.txt"}, None, torch)
     assert step.command[1:5] == ["-m", "pip", "install", "--no-input"]
-    constraints = [step.command[i + 1] for i, part in enumerate(step.command) if part == "--constraint"]
+    constraints = [
+        step.command[i + 1] for i, part in enumerate(step.command) if part == "--constraint"
+    ]
     assert constraints == ["a.txt", "b.txt", str(post.torch_constraint_file(tmp_path))]
 
 
@@ -160,7 +180,8 @@ def test_failed_step_stops_the_run_and_keeps_the_project(
     assert seen[-1].startswith("tests")
     assert not any(name.startswith("lint") for name in seen)
     assert "VERIFICATION FAILED at step 'tests (pytest)'" in out
-    assert f"cd {tmp_path} && " in out and "-m pytest -q" in out
+    assert f"cd {tmp_path} && " in out
+    assert "-m pytest -q" in out
     assert (tmp_path / "keep.txt").read_text() == "kept"
 
 
@@ -180,7 +201,7 @@ def test_step_shell_quotes_for_rerunning(tmp_path: Path) -> None:
     assert step.shell(tmp_path).endswith("A='b c' python -c 'print('\"'\"'hi there'\"'\"')'")
 
 
-TEXTS = ['plain', 'q"uo\'te', "back\\slash", "new\nline\ttab", "ünï 日本 🙂", "\x00\x7f\x85\u2028"]
+TEXTS = ["plain", "q\"uo'te", "back\\slash", "new\nline\ttab", "ünï 日本 🙂", "\x00\x7f\x85\u2028"]
 
 
 @pytest.mark.parametrize("text", TEXTS)

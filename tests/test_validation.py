@@ -25,7 +25,12 @@ BAD_ANSWERS = [
     ({"client_class_name": "My Client"}, "client_class_name", "'My Client'", "not a valid"),
     ({"client_class_name": "1Client"}, "client_class_name", "'1Client'", "not a valid"),
     ({"client_class_name": "None"}, "client_class_name", "'None'", "keyword"),
-    ({"project_slug": "-bad-", "package_name": "ok"}, "project_slug", "'-bad-'", "distribution name"),
+    (
+        {"project_slug": "-bad-", "package_name": "ok"},
+        "project_slug",
+        "'-bad-'",
+        "distribution name",
+    ),
     (
         {"project_slug": "two words", "package_name": "ok"},
         "project_slug",

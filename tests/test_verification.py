@@ -17,8 +17,13 @@ def test_verification_installs_tests_and_lints_the_new_project(
     project = bake(verify_generated_project=True)
     out = capfd.readouterr().out
     assert "VERIFIED" in out, out
-    for step in ["create environment", "install project", "tests (pytest)", "lint (ruff check)",
-                 "types (mypy --strict)"]:
+    for step in [
+        "create environment",
+        "install project",
+        "tests (pytest)",
+        "lint (ruff check)",
+        "types (mypy --strict)",
+    ]:
         assert f"[verify] {step}" in out
     assert "reusing torch" in out, "the installed torch should be shared, not downloaded"
     assert (project / ".venv").is_dir()

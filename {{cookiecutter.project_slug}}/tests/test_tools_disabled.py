@@ -51,5 +51,10 @@ def test_no_tool_calling_code_or_config() -> None:
     assert "tool_call_format" not in Config.model_fields
     with pytest.raises(ValidationError):
         Config(tool_call_format="hermes")  # type: ignore[call-arg]
-    for module in ("_tools", "_tool_parsers", "_tool_grammar"):
+    for module in ("_tool_parsers", "_tool_grammar"):
         assert importlib.util.find_spec(f"{{ cookiecutter.package_name }}.{module}") is None
+
+
+async def test_tool_choice_that_needs_tools_is_refused(client: Client) -> None:
+    with pytest.raises(CapabilityError, match="function_calling=yes"):
+        await client.create([ASK], tool_choice="required")

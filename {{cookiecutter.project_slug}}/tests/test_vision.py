@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +33,7 @@ from transformers import (
     AutoModelForImageTextToText,
     AutoProcessor,
     BatchFeature,
+    CLIPImageProcessorPil,
     LogitsProcessor,
     LogitsProcessorList,
     ProcessorMixin,
@@ -231,6 +233,24 @@ async def test_streaming_with_an_image_yields_the_create_answer(vision_client: C
     assert len(chunks) > 1
     assert "".join(chunks) == final.content == expected.content
     assert final.usage == expected.usage
+
+
+async def test_images_are_processed_on_the_worker_thread(
+    vision_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    original = CLIPImageProcessorPil.preprocess
+
+    def recording(self: CLIPImageProcessorPil, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CLIPImageProcessorPil, "preprocess", recording)
+    await vision_client.create(ONE_IMAGE)
+    async for _ in vision_client.create_stream(ONE_IMAGE):
+        pass
+    assert len(threads) == 2
+    assert all(name.startswith(type(vision_client).__name__) for name in threads), threads
 
 
 async def test_cancelling_stops_generation_with_an_image(vision_client: Client) -> None:

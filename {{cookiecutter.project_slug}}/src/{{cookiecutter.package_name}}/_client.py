@@ -29,27 +29,13 @@ from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._batching import RequestBatcher
 from ._generation import PASSTHROUGH_ARGUMENTS, GenerationOutput, GenerationRequest
-{%- if cookiecutter.json_output %}
 from ._json_output import JsonOutput
-{%- endif %}
-{%- if cookiecutter.vision %}
 from ._loading import context_window, load_model, load_model_config
-{%- else %}
-from ._loading import context_window, load_model, load_model_config, load_tokenizer
-{%- endif %}
 from ._model_info import DEFAULT_MODEL_INFO
-{%- if cookiecutter.vision %}
 from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, to_chat_tools
-{%- else %}
-from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, PromptRenderer, to_chat_tools
-{%- endif %}
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
-{%- if cookiecutter.function_calling %}
 from ._tools import ToolCalling, ToolRequest
-{%- endif %}
-{%- if cookiecutter.vision %}
 from ._vision import load_renderer
-{%- endif %}
 from ._worker import TorchWorker
 
 event_logger = logging.getLogger(EVENT_LOGGER_NAME)
@@ -63,9 +49,7 @@ class _PreparedRequest:
     starts_in_thought: bool
     hold_from: tuple[str, ...] = ()
     think_tags: bool = True
-{%- if cookiecutter.function_calling %}
     tools: ToolRequest | None = None
-{%- endif %}
 
     def parser(self) -> ResponseParser:
         return ResponseParser(
@@ -110,39 +94,22 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._config = Config(**kwargs)
         self._model_info: ModelInfo = self._config.model_info or DEFAULT_MODEL_INFO
         self._settings = self._config.generation_settings()
-{%- if cookiecutter.vision %}
         self._renderer = load_renderer(self._config)
         self._tokenizer = self._renderer.tokenizer
-{%- else %}
-        self._tokenizer = load_tokenizer(self._config)
-        self._renderer = PromptRenderer(self._tokenizer, self._config.chat_template)
-{%- endif %}
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
-{%- if cookiecutter.function_calling %}
-        self._tool_calling = ToolCalling(
-            self._tokenizer,
-            self._config.chat_template or self._tokenizer.chat_template,
-            self._config.tool_call_format,
-        )
-{%- endif %}
+        self._tool_calling = ToolCalling(self._tokenizer, self._config)
         self._worker = TorchWorker(type(self).__name__)
-{%- if cookiecutter.vision %}
         self._model_future = self._worker.submit(
             load_model, self._config, self._renderer.model_class
         )
-{%- else %}
-        self._model_future = self._worker.submit(load_model, self._config)
-{%- endif %}
         self._batcher = RequestBatcher(
             self._worker, self._model_future, self._tokenizer, self._config.max_batch_size
         )
-{%- if cookiecutter.json_output %}
         self._json_output = JsonOutput(
             self._tokenizer, self._model_info, lambda: self._model_future.result()
         )
-{%- endif %}
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._closed = False
@@ -181,7 +148,11 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
     def count_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
     ) -> int:
-        """The exact number of tokens of the prompt the model gets for these messages."""
+        """The exact number of tokens of the prompt the model gets for these messages.
+
+        Synchronous, so images (if any) are preprocessed on the calling thread here; requests
+        preprocess them on the worker thread.
+        """
         return len(self._encode(self._renderer.to_chat(messages), tools).input_ids)
 
     def remaining_tokens(
@@ -210,7 +181,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             CapabilityError: tools, JSON output or images where the client has no support.
             ValueError: an unknown or invalid ``extra_create_args`` entry.
         """
-        prepared = self._prepare(messages, tools, tool_choice, json_output, extra_create_args)
+        prepared = await self._prepare(
+            messages, tools, tool_choice, json_output, extra_create_args
+        )
         output = await self._generate(prepared.generation, cancellation_token)
         decoder = IncrementalDecoder(self._tokenizer)
         parser = prepared.parser()
@@ -245,7 +218,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         arrives in ``CreateResult.thought``. Closing the generator early (``break``,
         ``aclose()``) or cancelling the token stops the model at the next decoding step.
         """
-        prepared = self._prepare(messages, tools, tool_choice, json_output, extra_create_args)
+        prepared = await self._prepare(
+            messages, tools, tool_choice, json_output, extra_create_args
+        )
         loop = asyncio.get_running_loop()
         texts: asyncio.Queue[str | None] = asyncio.Queue()
         decoder = IncrementalDecoder(self._tokenizer)
@@ -343,7 +318,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise ValueError(f"Invalid extra_create_args: {error}") from error
         return settings, passthrough
 
-    def _prepare(
+    async def _prepare(
         self,
         messages: Sequence[LLMMessage],
         tools: Sequence[Tool | ToolSchema],
@@ -354,22 +329,16 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._check_open()
         settings, passthrough = self._request_settings(extra_create_args)
         chat = self._renderer.to_chat(messages)
-{%- if cookiecutter.function_calling %}
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
-{%- endif %}
         if json_output:
-{%- if cookiecutter.json_output %}
             settings, passthrough = self._json_output.constrain(
                 json_output, settings, passthrough, tools=tools
             )
-{%- else %}
-            raise CapabilityError(
-                "This client was generated without JSON output (json_output=no): regenerate "
-                "the project with json_output=yes to use json_output."
-            )
-{%- endif %}
-        prompt = self._encode(chat, tools)
+        if self._renderer.runs_torch(chat):  # images: preprocessed on the worker thread
+            prompt = await self._worker.run(self._encode, chat, tools)
+        else:
+            prompt = self._encode(chat, tools)
         input_ids = prompt.input_ids
         room = self._context_window - len(input_ids)
         if room <= 0:
@@ -392,7 +361,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             starts_in_thought=prompt_tail.endswith(THINK_OPEN),
             think_tags=not json_output,  # JSON strings may contain "<think>"
         )
-{%- if cookiecutter.function_calling %}
         prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from
         prepared.generation.extra_arguments = self._tool_calling.prepare(
             tool_request,
@@ -401,7 +369,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             stop=stop,
             starts_in_thought=prepared.starts_in_thought,
         )
-{%- endif %}
         return prepared
 
     async def _model(self) -> PreTrainedModel:
@@ -450,12 +417,10 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             )
         content: str | list[FunctionCall] = parser.content
         thought = parser.thought
-{%- if cookiecutter.function_calling %}
         if prepared.tools is not None and (
             calls := self._tool_calling.answer(prepared.tools, output, parser)
         ):
             content, thought, finish_reason = calls.calls, calls.thought, "function_calls"
-{%- endif %}
         return CreateResult(
             finish_reason=finish_reason,
             content=content,

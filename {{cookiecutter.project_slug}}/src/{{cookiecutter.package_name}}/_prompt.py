@@ -19,7 +19,8 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 from jinja2 import TemplateError
-from transformers import BatchEncoding, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedTokenizerBase
+from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
 from ._errors import CapabilityError
 
@@ -139,8 +140,11 @@ def _merge_system_messages(chat: list[ChatMessage]) -> list[ChatMessage]:
 class PromptRenderer:
     """Renders chats through the model's chat template (or an override, or the fallback)."""
 
+    model_class: type[_BaseAutoModelClass] = AutoModelForCausalLM
+    """The auto class that loads a model for these prompts."""
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, chat_template: str | None) -> None:
-        self._tokenizer = tokenizer
+        self.tokenizer = tokenizer
         self.uses_fallback = chat_template is None and not tokenizer.chat_template
         self._template = FALLBACK_CHAT_TEMPLATE if self.uses_fallback else chat_template
         self._merge_system = False
@@ -153,8 +157,13 @@ class PromptRenderer:
         """``chat`` as JSON-serializable dicts, for AutoGen's event log."""
         return chat
 
+    def runs_torch(self, chat: list[ChatMessage]) -> bool:
+        """Whether rendering ``chat`` runs torch code (image processing), which then belongs
+        on the client's worker thread. Text goes through the tokenizer only."""
+        return False
+
     def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
-        encoding = self._tokenizer.apply_chat_template(
+        encoding = self.tokenizer.apply_chat_template(
             _merge_system_messages(chat) if self._merge_system else chat,
             tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools),
             chat_template=self._template,

@@ -13,13 +13,13 @@ from autogen_core import FunctionCall
 from autogen_core.tools import Tool, ToolSchema
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
+from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
 from ._generation import GenerationOutput
 from ._prompt import to_chat_tools
 from ._text import ResponseParser
 from ._tool_parsers import (
     FORMATS,
-    FormatName,
     MalformedToolCallError,
     ToolCallFormat,
     detect_format,
@@ -79,20 +79,15 @@ class ToolRequest:
 class ToolCalling:
     """A client's tool support: the call format, the grammar cache and the answer parser.
 
-    Args:
-        tokenizer: the model's tokenizer.
-        chat_template: the chat template in use (the config's override or the tokenizer's).
-        call_format: ``"auto"`` reads calls with the tokenizer's own response parser where it
-            ships one, else with the built-in parser of the format the chat template teaches.
+    The call format is the config's ``tool_call_format``: ``"auto"`` reads calls with the
+    tokenizer's own response parser where it ships one, else with the built-in parser of the
+    format the chat template in use (the config's override or the tokenizer's) teaches.
     """
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        chat_template: str | None,
-        call_format: FormatName | Literal["auto"],
-    ) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: Config) -> None:
         self._tokenizer = tokenizer
+        call_format = config.tool_call_format
+        chat_template = config.chat_template or tokenizer.chat_template
         name = detect_format(chat_template) if call_format == "auto" else call_format
         self.format: ToolCallFormat = FORMATS[name]
         self.uses_tokenizer_parser = call_format == "auto" and has_response_parser(tokenizer)

@@ -9,7 +9,6 @@ from autogen_core import Image
 from autogen_core.models import LLMMessage, UserMessage
 from jinja2 import TemplateError
 from transformers import (
-    AutoModelForCausalLM,
     AutoModelForImageTextToText,
     AutoProcessor,
     BatchFeature,
@@ -57,7 +56,6 @@ class VisionPromptRenderer(PromptRenderer):
                 "the client config."
             )
         super().__init__(tokenizer, template)
-        self.tokenizer = tokenizer
         self._processor = processor
 
     def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
@@ -65,6 +63,9 @@ class VisionPromptRenderer(PromptRenderer):
 
     def loggable(self, chat: list[ChatMessage]) -> list[ChatMessage]:
         return loggable_chat(chat)
+
+    def runs_torch(self, chat: list[ChatMessage]) -> bool:
+        return bool(image_parts(chat))  # fast image processors work in torch
 
     def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
         try:
@@ -103,13 +104,10 @@ class VisionPromptRenderer(PromptRenderer):
 class TextOnlyRenderer(PromptRenderer):
     """A checkpoint without an image processor: a text model, which refuses images."""
 
-    model_class: type[_BaseAutoModelClass] = AutoModelForCausalLM
-
     def __init__(
         self, tokenizer: PreTrainedTokenizerBase, chat_template: str | None, model_name: str
     ) -> None:
         super().__init__(tokenizer, chat_template)
-        self.tokenizer = tokenizer
         self._model_name = model_name
 
     def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
