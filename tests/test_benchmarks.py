@@ -1,0 +1,82 @@
+"""The generated project's benchmarks run end to end (on its tiny offline model, briefly)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+from conftest import TEMPLATE, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("bench-bake")
+    no_verification = {"verify_generated_project": False}  # module scope: before autouse
+    return Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=no_verification, output_dir=str(output)
+        )
+    )
+
+
+def _environment(project: Path) -> dict[str, str]:
+    return {"PYTHONPATH": f"{project / 'src'}:{project / 'tests'}", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(baked: Path) -> Path:
+    path = baked.parent / "tiny-model"
+    build = f"import tiny_models as t, pathlib as p; t.build_tiny_model(p.Path({str(path)!r}))"
+    run([sys.executable, "-c", build], baked, **_environment(baked))
+    return path
+
+
+def _bench(project: Path, script: str, *arguments: str) -> tuple[str, Any]:
+    results = project / f"{script}.json"
+    command = [sys.executable, f"benchmarks/{script}.py", *arguments, "--json", str(results)]
+    printed = run(command, project, **_environment(project)).stdout
+    return printed, json.loads(results.read_text("utf-8"))
+
+
+def test_client_benchmark_compares_create_with_bare_generate(baked: Path, tiny_model: Path) -> None:
+    printed, results = _bench(
+        baked, "bench_client", "--model", str(tiny_model), "--new-tokens", "4", "--repeats", "2"
+    )
+    assert "client create()" in printed
+    assert "8 concurrent create()" in printed
+    (result,) = results
+    assert result["new_tokens"] == 4
+    assert result["prompt_tokens"] > 0
+    assert len(result["create_vs_bare_pairs"]) == 2
+    assert all(ratio > 0 for ratio in result["create_vs_bare_pairs"])
+    assert set(result["throughput_tokens_per_s"]) == {"1", "2", "4", "8"}
+    assert all(rate > 0 for rate in result["throughput_tokens_per_s"].values())
+    assert result["worst_event_loop_stall_ms"] >= result["p99_event_loop_stall_ms"] >= 0
+    assert result["client_loaded_peak_mb"] > 0
+    assert result["bare_loaded_peak_mb"] > 0
+
+
+def test_json_benchmark_measures_grammar_work(baked: Path, tiny_model: Path) -> None:
+    printed, result = _bench(
+        baked, "bench_json", "--model", str(tiny_model), "--new-tokens", "8", "--repeats", "1"
+    )
+    assert "structured create()" in printed
+    assert result["json_tokens_per_s"] > 0
+    assert result["plain_tokens_per_s"] > 0
+    assert 0 <= result["grammar_share"] < 1
+    assert result["cities_compile_cached_s"] < result["cities_compile_first_s"]
+
+
+def test_tools_benchmark_forces_calls(baked: Path, tiny_model: Path) -> None:
+    printed, result = _bench(baked, "bench_tools", "--model", str(tiny_model), "--repeats", "1")
+    assert "forced_vs_free" in printed
+    assert result["forced_call_tokens"] > 0
+    assert result["compile_cached_s"] < result["compile_first_s"]
+    assert result["forced_tokens_per_s"] > 0
