@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from tiny_models import build_tiny_model
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }} import _json_output as json_output_module
+from {{ cookiecutter.package_name }}._generation import LazyLogitsProcessor
 from {{ cookiecutter.package_name }}._grammar import GrammarCache
 from {{ cookiecutter.package_name }}._json_output import JsonOutput
 
@@ -81,7 +81,7 @@ async def _heartbeat_gap(work: Any) -> tuple[Any, float]:
 
 
 _GRAMMAR_SECONDS = [0.0]
-_masking = json_output_module._LazyLogitsProcessor.__call__
+_masking = LazyLogitsProcessor.__call__
 
 
 def _timed_masking(self: Any, input_ids: Any, scores: Any) -> Any:
@@ -92,7 +92,7 @@ def _timed_masking(self: Any, input_ids: Any, scores: Any) -> Any:
     return masked
 
 
-json_output_module._LazyLogitsProcessor.__call__ = _timed_masking  # type: ignore[method-assign]
+LazyLogitsProcessor.__call__ = _timed_masking  # type: ignore[method-assign]
 
 
 def _no_model() -> PreTrainedModel:

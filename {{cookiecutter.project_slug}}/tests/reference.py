@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }}._generation import SupportsGenerate
+from {{ cookiecutter.package_name }}._loading import _LOADING
 
 
 def template_ids(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, Any]]) -> list[int]:
@@ -18,8 +19,10 @@ def template_ids(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, Any]])
 
 
 def load_model(path: Path) -> SupportsGenerate:
-    """The model, loaded the plain way."""
-    return cast(SupportsGenerate, AutoModelForCausalLM.from_pretrained(path))
+    """The model, loaded the plain way (under the client's loading lock: two loads at once
+    in two threads can leave tied weights such as ``lm_head`` untied in transformers)."""
+    with _LOADING:
+        return cast(SupportsGenerate, AutoModelForCausalLM.from_pretrained(path))
 
 
 def bare_generate(model: SupportsGenerate, prompt_ids: list[int], **settings: Any) -> list[int]:

@@ -28,7 +28,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from {{ cookiecutter.package_name }} import ClientClosedError, ContextWindowExceededError
+from {{ cookiecutter.package_name }} import (
+    DEFAULT_MODEL_INFO,
+    ClientClosedError,
+    ContextWindowExceededError,
+)
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
 SYSTEM = SystemMessage(content="You are a helpful assistant.")
@@ -431,3 +435,60 @@ async def test_close_stops_running_and_queued_requests(tiny_model_path: Path) ->
     with pytest.raises(ClientClosedError):
         await queued
     assert recorder.steps < 5000
+
+
+async def test_cancelling_a_queued_request_drops_it_at_once(client: Client) -> None:
+    running, recorder = await start_long_request(client)
+    token = CancellationToken()
+    queued = asyncio.create_task(  # a seed runs alone: it waits behind the long request
+        client.create([HELLO], cancellation_token=token, extra_create_args={"seed": 1})
+    )
+    await asyncio.sleep(0.05)
+    before = client.total_usage()
+    token.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert not running.done(), "the queued request waited for the running one"
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    usage = client.total_usage()
+    assert usage.completion_tokens - before.completion_tokens == recorder.steps  # running only
+    assert usage.prompt_tokens - before.prompt_tokens == client.count_tokens([HELLO])
+
+
+async def test_close_while_the_model_loads_fails_the_waiting_request(
+    tiny_model_path: Path,
+) -> None:
+    client = Client(model_name=str(tiny_model_path))
+    waiting = asyncio.create_task(client.create([HELLO]))
+    await asyncio.sleep(0)  # the request now waits for the weights
+    await client.close()
+    with pytest.raises(ClientClosedError):
+        await waiting
+
+
+async def test_cancelled_generations_count_in_total_usage(client: Client) -> None:
+    before = client.total_usage()
+    task, recorder = await start_long_request(client)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    usage = client.total_usage()
+    assert usage.completion_tokens - before.completion_tokens == recorder.steps > 0
+    assert usage.prompt_tokens - before.prompt_tokens == client.count_tokens([HELLO])
+
+
+async def test_pad_token_id_may_be_given_per_request(client: Client) -> None:
+    result = await client.create([HELLO], extra_create_args={"max_new_tokens": 3, "pad_token_id": 0})
+    assert result.usage.completion_tokens == 3
+
+
+def test_model_info_is_each_clients_own(client: Client) -> None:
+    default_vision = DEFAULT_MODEL_INFO["vision"]
+    client.model_info["vision"] = not default_vision
+    try:
+        assert DEFAULT_MODEL_INFO["vision"] is default_vision
+        assert client.dump_component().config.get("model_info") is None
+    finally:
+        client.model_info["vision"] = default_vision

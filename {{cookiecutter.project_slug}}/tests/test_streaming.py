@@ -49,6 +49,15 @@ async def test_stream_equals_create_with_exact_usage(client: Client) -> None:
     assert result.finish_reason == "length"
 
 
+async def test_beam_search_streams_its_answer_at_the_end(client: Client) -> None:
+    beams = {"num_beams": 2, "max_new_tokens": 8}
+    created = await client.create([HELLO], extra_create_args=beams)
+    chunks, result = await collect(client, [HELLO], extra_create_args=beams)
+    assert created.content
+    assert "".join(chunks) == result.content == created.content
+    assert result.usage == created.usage
+
+
 async def test_chunks_arrive_while_the_model_is_still_generating(client: Client) -> None:
     recorder = StepRecorder()
     steps_at_first_chunk = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -363,6 +364,24 @@ async def test_required_forces_a_valid_call_on_every_seed(
         assert_valid(result.content[0])
         names.add(result.content[0].name)
     assert names == {"get_weather", "local_time"}
+
+
+async def test_forced_call_grammar_is_built_on_the_worker_thread(
+    clients: dict[str, Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = clients["hermes"]
+    threads: list[str] = []
+    original = xgr.Grammar.from_json_schema
+
+    def recording(*args: Any, **kwargs: Any) -> xgr.Grammar:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(xgr.Grammar, "from_json_schema", recording)
+    result = await client.create([ASK], tools=TOOLS, tool_choice="required")
+    assert result.finish_reason == "function_calls"
+    assert threads, "the tools' argument grammars were built"
+    assert all(name.startswith(type(client).__name__) for name in threads), threads
 
 
 @pytest.mark.parametrize("call_format", list(TEMPLATES))

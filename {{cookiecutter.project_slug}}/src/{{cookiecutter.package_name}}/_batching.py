@@ -41,6 +41,7 @@ class RequestBatcher:
         self._pending: list[_Pending] = []
         self._running: list[GenerationRequest] = []
         self._drain_scheduled = False
+        self._closed_by: Exception | None = None
 
     def submit(self, request: GenerationRequest) -> Future[GenerationOutput]:
         """Queue ``request`` (on the event loop); cancelling the future before it starts drops it.
@@ -50,12 +51,26 @@ class RequestBatcher:
         """
         future: Future[GenerationOutput] = Future()
         with self._lock:
+            if self._closed_by is not None:
+                future.set_exception(self._closed_by)
+                return future
             self._pending.append((request, future))
             if self._drain_scheduled:
                 return future
             self._drain_scheduled = True
         asyncio.get_running_loop().call_soon(self._wake_worker)
         return future
+
+    def close(self, error: Exception) -> None:
+        """Fail every queued request, and every later one, with ``error``; stop the running ones."""
+        with self._lock:
+            self._closed_by = error
+            pending, self._pending = self._pending, []
+            for request in self._running:
+                request.cancel_event.set()
+        for _, future in pending:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
 
     def _wake_worker(self) -> None:
         with self._lock:
@@ -64,35 +79,39 @@ class RequestBatcher:
                 return
         self._worker.submit(self._drain)
 
-    def close(self, error: Exception) -> None:
-        """Fail every queued request with ``error`` and stop the running ones."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-            for request in self._running:
-                request.cancel_event.set()
-        for _, future in pending:
-            if future.set_running_or_notify_cancel():
-                future.set_exception(error)
-
     def _drain(self) -> None:
-        """Run everything queued so far (worker thread)."""
+        """Run everything queued so far, group by group (worker thread).
+
+        A request counts as started only when its own group starts, so until then cancelling
+        its future drops it, and closing the batcher fails it.
+        """
         with self._lock:
             pending, self._pending = self._pending, []
-            started = [(r, f) for r, f in pending if f.set_running_or_notify_cancel()]
-            self._running = [request for request, _ in started]
-        for group in self._groups(started):
-            try:
-                outputs = _generation.generate_batch(
-                    self._model.result(), self._tokenizer, [request for request, _ in group]
-                )
-            except BaseException as error:  # handed to every caller waiting on this batch
-                for _, future in group:
-                    future.set_exception(error)
+        for group in self._groups(pending):
+            started = [(r, f) for r, f in group if f.set_running_or_notify_cancel()]
+            with self._lock:
+                closed_by = self._closed_by
+                self._running = [request for request, _ in started]
+            if closed_by is not None:
+                for _, future in started:
+                    future.set_exception(closed_by)
                 continue
-            for (_, future), output in zip(group, outputs, strict=True):
-                future.set_result(output)
+            if started:
+                self._run(started)
         with self._lock:
             self._running = []
+
+    def _run(self, group: list[_Pending]) -> None:
+        try:
+            outputs = _generation.generate_batch(
+                self._model.result(), self._tokenizer, [request for request, _ in group]
+            )
+        except BaseException as error:  # handed to every caller waiting on this batch
+            for _, future in group:
+                future.set_exception(error)
+            return
+        for (_, future), output in zip(group, outputs, strict=True):
+            future.set_result(output)
 
     def _groups(self, pending: list[_Pending]) -> list[list[_Pending]]:
         by_key: dict[object, list[_Pending]] = defaultdict(list)

@@ -92,7 +92,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
 
     def __init__(self, **kwargs: Any) -> None:
         self._config = Config(**kwargs)
-        self._model_info: ModelInfo = self._config.model_info or DEFAULT_MODEL_INFO
+        # A copy: changing one client's model_info changes neither the default nor its config.
+        self._model_info = cast(ModelInfo, dict(self._config.model_info or DEFAULT_MODEL_INFO))
         self._settings = self._config.generation_settings()
         self._renderer = load_renderer(self._config)
         self._tokenizer = self._renderer.tokenizer
@@ -127,10 +128,12 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
 
     @property
     def model_info(self) -> ModelInfo:
+        """What the model can do (vision, function calling, JSON output, family)."""
         return self._model_info
 
     @property
     def capabilities(self) -> ModelCapabilities:
+        """Deprecated in AutoGen in favour of ``model_info``; the same values."""
         return cast(ModelCapabilities, self._model_info)
 
     @property
@@ -139,9 +142,11 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         return self._context_window
 
     def actual_usage(self) -> RequestUsage:
+        """Tokens the model processed so far, cancelled generations included."""
         return self.total_usage()
 
     def total_usage(self) -> RequestUsage:
+        """Tokens the model processed so far, cancelled generations included."""
         with self._usage_lock:
             return self._total_usage
 
@@ -224,8 +229,11 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         loop = asyncio.get_running_loop()
         texts: asyncio.Queue[str | None] = asyncio.Queue()
         decoder = IncrementalDecoder(self._tokenizer)
+        streamed = 0  # tokens handed over so far (none with beam search: read at the end)
 
         def on_tokens(token_ids: list[int]) -> None:  # runs on the worker thread
+            nonlocal streamed
+            streamed += len(token_ids)
             text = decoder.add(token_ids)
             if text:
                 loop.call_soon_threadsafe(texts.put_nowait, text)
@@ -244,7 +252,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             output = await generation
             if prepared.generation.cancel_event.is_set():
                 raise asyncio.CancelledError("The request was cancelled; generation stopped.")
-            if chunk := parser.feed(decoder.flush()) + parser.finish():
+            rest = decoder.add(output.token_ids[streamed:]) + decoder.flush()
+            if chunk := parser.feed(rest) + parser.finish():
                 yield chunk
         finally:
             # Reached on early close too: stop the model before anything else.
@@ -382,19 +391,38 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self, request: GenerationRequest, cancellation_token: CancellationToken | None
     ) -> GenerationOutput:
         await self._model()  # surfaces loading errors
-        if cancellation_token is not None:
-            cancellation_token.add_callback(request.cancel_event.set)
+        self._check_open()  # closed while the model was loading
         job = self._batcher.submit(request)
+
+        def cancel() -> None:
+            request.cancel_event.set()  # a running generation stops at its next step
+            job.cancel()  # a queued request is dropped before it starts
+
+        if cancellation_token is not None:
+            cancellation_token.add_callback(cancel)
         try:
             output = await asyncio.wrap_future(job)
         except asyncio.CancelledError:
-            request.cancel_event.set()
+            cancel()
             # Wait until the model has really stopped (at most one decoding step).
             await asyncio.wait([asyncio.wrap_future(job)])
+            if not job.cancelled() and job.exception() is None:
+                self._add_usage(request, job.result())
             raise
+        self._add_usage(request, output)
         if output.cancelled:
             raise asyncio.CancelledError("The request was cancelled; generation stopped.")
         return output
+
+    def _add_usage(self, request: GenerationRequest, output: GenerationOutput) -> None:
+        """Count a generation that ran (also a cancelled one) in ``total_usage``."""
+        if output.cancelled and not output.token_ids:
+            return  # cancelled before the model saw it
+        with self._usage_lock:
+            self._total_usage = RequestUsage(
+                prompt_tokens=self._total_usage.prompt_tokens + len(request.input_ids),
+                completion_tokens=self._total_usage.completion_tokens + len(output.token_ids),
+            )
 
     def _result(
         self, prepared: _PreparedRequest, output: GenerationOutput, parser: ResponseParser
@@ -410,11 +438,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             prompt_tokens=len(prepared.generation.input_ids),
             completion_tokens=len(output.token_ids),
         )
-        with self._usage_lock:
-            self._total_usage = RequestUsage(
-                prompt_tokens=self._total_usage.prompt_tokens + usage.prompt_tokens,
-                completion_tokens=self._total_usage.completion_tokens + usage.completion_tokens,
-            )
         content: str | list[FunctionCall] = parser.content
         thought = parser.thought
         if prepared.tools is not None and (

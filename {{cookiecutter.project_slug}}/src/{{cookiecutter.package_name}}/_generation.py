@@ -10,6 +10,7 @@ from typing import Any, Protocol, cast
 import torch
 from transformers import (
     GenerationConfig,
+    LogitsProcessor,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
@@ -80,13 +81,17 @@ class _Row:
         A row is done at end of sequence, at its token budget, on a stop string or when
         cancelled. Once done it takes no more tokens (the batch pads it while others go on).
         """
+        if not record:  # beam search: beams are reordered, so judge each sequence alone
+            return self.request.cancel_event.is_set() or (
+                self._stop_strings is not None
+                and bool(self._stop_strings(sequence, scores).all())
+            )
         if self.done:
             return True
-        if record:
-            token = int(sequence[0, -1])
-            self.token_ids.append(token)
-            if self.request.on_tokens is not None:
-                self.request.on_tokens([token])
+        token = int(sequence[0, -1])
+        self.token_ids.append(token)
+        if self.request.on_tokens is not None:
+            self.request.on_tokens([token])
         self.done = (
             self.request.cancel_event.is_set()
             or len(self.token_ids) >= self.request.max_new_tokens
@@ -124,6 +129,25 @@ class _RowStopping(StoppingCriteria):
             for i in range(input_ids.shape[0])
         ]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+class LazyLogitsProcessor(LogitsProcessor):
+    """A logits processor built at the first decoding step, on the thread running ``generate``.
+
+    Grammar processors need the width of the logits (the model's vocabulary) and heavy work
+    (importing and compiling with xgrammar) that belongs on the worker thread; ``build`` gets
+    the width and returns the real processor. Stateful processors need one of these per request.
+    """
+
+    def __init__(self, build: Callable[[int], LogitsProcessor]) -> None:
+        self._build = build
+        self._processor: LogitsProcessor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._processor is None:
+            self._processor = self._build(scores.shape[-1])
+        processed: torch.FloatTensor = self._processor(input_ids, scores)
+        return processed
 
 
 def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> set[int]:
@@ -206,7 +230,7 @@ def _run(
     }
     arguments.update(first.extra_arguments)
     arguments.update({name: _on_model(model, value) for name, value in first.model_inputs.items()})
-    pad_token_id = model.generation_config.pad_token_id
+    pad_token_id = arguments.pop("pad_token_id", model.generation_config.pad_token_id)
     if pad_token_id is None:
         pad_token_id = min(eos) if eos else 0
     input_ids, attention_mask = _left_padded(requests, pad_token_id, model.device)

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
 from autogen_core.models import ModelInfo
 from pydantic import BaseModel
 from transformers import (
@@ -19,7 +18,7 @@ from transformers import (
 
 from ._config import GenerationSettings
 from ._errors import CapabilityError
-from ._generation import eos_token_ids
+from ._generation import LazyLogitsProcessor, eos_token_ids
 from ._schema import enforceable_schema
 
 if TYPE_CHECKING:
@@ -122,7 +121,7 @@ class JsonOutput:
         existing = arguments.get("logits_processor") or []
         if not isinstance(existing, (list, tuple)):
             existing = [existing]
-        grammar_processor = _LazyLogitsProcessor(build)
+        grammar_processor = LazyLogitsProcessor(build)
         arguments["logits_processor"] = LogitsProcessorList([*existing, grammar_processor])
         return settings.model_copy(update={"stop": []}), arguments
 
@@ -146,20 +145,3 @@ class JsonOutput:
             self._grammars = GrammarCache(self._tokenizer)
         return self._grammars
 
-
-class _LazyLogitsProcessor(LogitsProcessor):
-    """Masks one ``generate`` call's logits to what its grammar allows.
-
-    Stateful (it follows the answer through the grammar): one per request. The real processor
-    is built on the first call, on the worker thread, where the logits give the vocabulary size.
-    """
-
-    def __init__(self, build: Callable[[int], LogitsProcessor]) -> None:
-        self._build = build
-        self._processor: LogitsProcessor | None = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._processor is None:
-            self._processor = self._build(scores.shape[-1])
-        masked: torch.FloatTensor = self._processor(input_ids, scores)
-        return masked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import string
 import warnings
@@ -15,7 +16,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokeniz
 
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
-from ._generation import GenerationOutput
+from ._generation import GenerationOutput, LazyLogitsProcessor
 from ._prompt import to_chat_tools
 from ._text import ResponseParser
 from ._tool_parsers import (
@@ -131,7 +132,11 @@ class ToolCalling:
                     f"tool_choice is the tool {tool_choice.name!r}, which is not among the "
                     f"tools given ({names})."
                 )
-        self._grammar_cache()  # fail now, not during generation, when xgrammar is missing
+        if importlib.util.find_spec("xgrammar") is None:  # fail now, not while generating
+            raise CapabilityError(
+                "Forcing a tool call (tool_choice 'required' or a Tool) needs xgrammar: "
+                f"{INSTALL_XGRAMMAR} (or pip install xgrammar)."
+            )
         return ToolRequest(tools=definitions, forced=forced, hold_from=markers)
 
     def prepare(
@@ -149,14 +154,17 @@ class ToolCalling:
         request.starts_in_thought = starts_in_thought
         if not request.forced:
             return extra_arguments
-        from ._tool_grammar import ToolCallLogitsProcessor, call_structural_tag
+        forced, stop_token_ids = request.forced, self._stop_token_ids(extra_arguments)
 
-        structural_tag = call_structural_tag(
-            self._tokenizer, self.format, request.forced, starts_in_thought=starts_in_thought
-        )
-        processor = ToolCallLogitsProcessor(
-            self._grammar_cache(), structural_tag, self._stop_token_ids(extra_arguments)
-        )
+        def build(vocab_size: int) -> LogitsProcessor:  # on the worker thread, first step
+            from ._tool_grammar import ToolCallLogitsProcessor, call_structural_tag
+
+            structural_tag = call_structural_tag(
+                self._tokenizer, self.format, forced, starts_in_thought=starts_in_thought
+            )
+            return ToolCallLogitsProcessor(self._grammar_cache(), structural_tag, stop_token_ids)
+
+        processor = LazyLogitsProcessor(build)
         given: LogitsProcessor | Sequence[LogitsProcessor] = extra_arguments.get(
             "logits_processor", []
         )
