@@ -503,6 +503,19 @@ async def test_stream_releases_held_text_when_it_is_no_call(
     assert chunks[-1] == text.removeprefix("Use ")  # the rest once the answer was known
 
 
+async def test_stream_holds_back_a_call_that_opens_with_a_special_token(
+    clients: dict[str, Client], model_paths: dict[str, Path]
+) -> None:
+    mistral = AutoTokenizer.from_pretrained(model_paths["mistral"])
+    call = 'get_weather[ARGS]{"city": "Paris"}'
+    args = scripted_args(mistral, "Sure. ", "[TOOL_CALLS]", call)
+    chunks, result = await stream(clients["mistral"], [ASK], tools=TOOLS, extra_create_args=args)
+    assert "get_weather" not in "".join(chunks)  # [TOOL_CALLS] is special, but still seen
+    assert isinstance(result.content, list)
+    assert result.content[0].name == "get_weather"
+    assert json.loads(result.content[0].arguments) == {"city": "Paris"}
+
+
 @pytest.mark.parametrize("call_format", list(TEMPLATES))
 async def test_forced_stream_yields_no_call_text(
     clients: dict[str, Client], call_format: str

@@ -48,6 +48,7 @@ class _PreparedRequest:
     stop: list[str]
     starts_in_thought: bool
     hold_from: tuple[str, ...] = ()
+    keep_special: frozenset[int] = frozenset()
     think_tags: bool = True
     tools: ToolRequest | None = None
 
@@ -190,7 +191,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             messages, tools, tool_choice, json_output, extra_create_args
         )
         output = await self._generate(prepared.generation, cancellation_token)
-        decoder = IncrementalDecoder(self._tokenizer)
+        decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
         parser = prepared.parser()
         parser.feed(decoder.add(output.token_ids) + decoder.flush())
         parser.finish()
@@ -228,7 +229,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         )
         loop = asyncio.get_running_loop()
         texts: asyncio.Queue[str | None] = asyncio.Queue()
-        decoder = IncrementalDecoder(self._tokenizer)
+        decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
         streamed = 0  # tokens handed over so far (none with beam search: read at the end)
 
         def on_tokens(token_ids: list[int]) -> None:  # runs on the worker thread
@@ -371,6 +372,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             think_tags=not json_output,  # JSON strings may contain "<think>"
         )
         prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from
+        prepared.keep_special = tool_request.marker_token_ids
         prepared.generation.extra_arguments = self._tool_calling.prepare(
             tool_request,
             passthrough,

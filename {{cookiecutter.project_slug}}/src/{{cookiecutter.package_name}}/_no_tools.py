@@ -36,6 +36,7 @@ class ToolRequest:
 
     tools: None = None
     hold_from: tuple[str, ...] = ()
+    marker_token_ids: frozenset[int] = frozenset()
 
 
 class ToolCalling:

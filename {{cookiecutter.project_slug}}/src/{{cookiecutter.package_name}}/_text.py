@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from transformers import PreTrainedTokenizerBase
 
@@ -25,14 +25,30 @@ class IncrementalDecoder:
     only a short window (the previous and the new tokens), so the cost per token is constant.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, keep_special: Collection[int] = ()
+    ) -> None:
+        """``keep_special``: special tokens written out as text (such as a tool-call marker);
+        other special tokens are left out."""
         self._tokenizer = tokenizer
+        self._keep = frozenset(keep_special)
+        self._special = (
+            frozenset(tokenizer.all_special_ids)
+            | {index for index, token in tokenizer.added_tokens_decoder.items() if token.special}
+            if self._keep
+            else frozenset()
+        )
         self._ids: list[int] = []
         self._prefix_offset = 0
         self._read_offset = 0
 
     def _decode(self, ids: list[int]) -> str:
-        return decode(self._tokenizer, ids)
+        if not self._keep:
+            return decode(self._tokenizer, ids)
+        kept = [i for i in ids if i in self._keep or i not in self._special]
+        text = self._tokenizer.decode(kept, skip_special_tokens=False)
+        assert isinstance(text, str)
+        return text
 
     def add(self, token_ids: Sequence[int]) -> str:
         """Take new token ids; return the text they complete (may be empty)."""

@@ -72,6 +72,8 @@ class ToolRequest:
     """Tools one of which must be called (``required`` or a specific tool); empty when free."""
     hold_from: tuple[str, ...] = ()
     """Markers from which streamed text is held back, as it may be a call."""
+    marker_token_ids: frozenset[int] = frozenset()
+    """Special tokens among the markers: decoded as text (not dropped), so they are seen."""
     prompt_ids: list[int] = field(default_factory=list)
     stop: list[str] = field(default_factory=list)
     starts_in_thought: bool = False
@@ -93,6 +95,12 @@ class ToolCalling:
         self.format: ToolCallFormat = FORMATS[name]
         self.uses_tokenizer_parser = call_format == "auto" and has_response_parser(tokenizer)
         self._grammars: GrammarCache | None = None
+        self._marker_token_ids = frozenset(
+            token_id
+            for marker in self.format.stream_markers
+            if isinstance(token_id := tokenizer.convert_tokens_to_ids(marker), int)
+            and tokenizer.convert_ids_to_tokens(token_id) == marker
+        )
         added = tokenizer.added_tokens_decoder.values()
         self._special_tokens = sorted(
             {*tokenizer.all_special_tokens, *(token.content for token in added if token.special)}
@@ -119,7 +127,9 @@ class ToolCalling:
         definitions = to_chat_tools(tools) or []
         markers = self.format.stream_markers
         if tool_choice == "auto":
-            return ToolRequest(tools=definitions, hold_from=markers)
+            return ToolRequest(
+                tools=definitions, hold_from=markers, marker_token_ids=self._marker_token_ids
+            )
         if isinstance(tool_choice, str):  # "required"
             if not definitions:
                 raise ValueError("tool_choice='required' needs tools, but none were given.")
@@ -137,7 +147,12 @@ class ToolCalling:
                 "Forcing a tool call (tool_choice 'required' or a Tool) needs xgrammar: "
                 f"{INSTALL_XGRAMMAR} (or pip install xgrammar)."
             )
-        return ToolRequest(tools=definitions, forced=forced, hold_from=markers)
+        return ToolRequest(
+            tools=definitions,
+            forced=forced,
+            hold_from=markers,
+            marker_token_ids=self._marker_token_ids,
+        )
 
     def prepare(
         self,
