@@ -101,10 +101,12 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
-        self._tool_calling = ToolCalling(self._tokenizer, self._config)
         self._worker = TorchWorker(type(self).__name__)
         self._model_future = self._worker.submit(
             load_model, self._config, self._renderer.model_class
+        )
+        self._tool_calling = ToolCalling(
+            self._tokenizer, self._config, lambda: self._model_future.result()
         )
         self._batcher = RequestBatcher(
             self._worker, self._model_future, self._tokenizer, self._config.max_batch_size

@@ -6,13 +6,13 @@ request with tools is refused with a clear error, one without goes on unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from autogen_core import FunctionCall
 from autogen_core.tools import Tool, ToolSchema
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
@@ -42,8 +42,13 @@ class ToolRequest:
 class ToolCalling:
     """Refuses tools: regenerate the project with ``function_calling=yes`` to use them."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: Config) -> None:
-        del tokenizer, config  # nothing to set up without tools
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        config: Config,
+        model: Callable[[], PreTrainedModel],
+    ) -> None:
+        del tokenizer, config, model  # nothing to set up without tools
 
     def request(self, tools: Sequence[Tool | ToolSchema], tool_choice: ToolChoice) -> ToolRequest:
         """A request without tools; tools, or a choice that needs them, are refused.

@@ -6,17 +6,22 @@ import importlib.util
 import secrets
 import string
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from autogen_core import FunctionCall
 from autogen_core.tools import Tool, ToolSchema
-from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
-from ._generation import GenerationOutput, LazyLogitsProcessor
+from ._generation import GenerationOutput, LazyLogitsProcessor, eos_token_ids
 from ._prompt import to_chat_tools
 from ._text import ResponseParser
 from ._tool_parsers import (
@@ -87,8 +92,15 @@ class ToolCalling:
     format the chat template in use (the config's override or the tokenizer's) teaches.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: Config) -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        config: Config,
+        model: Callable[[], PreTrainedModel],
+    ) -> None:
+        """``model`` returns the loaded model; it is called on the worker thread only."""
         self._tokenizer = tokenizer
+        self._model = model
         call_format = config.tool_call_format
         chat_template = config.chat_template or tokenizer.chat_template
         name = detect_format(chat_template) if call_format == "auto" else call_format
@@ -169,7 +181,7 @@ class ToolCalling:
         request.starts_in_thought = starts_in_thought
         if not request.forced:
             return extra_arguments
-        forced, stop_token_ids = request.forced, self._stop_token_ids(extra_arguments)
+        forced = request.forced
 
         def build(vocab_size: int) -> LogitsProcessor:  # on the worker thread, first step
             from ._tool_grammar import ToolCallLogitsProcessor, call_structural_tag
@@ -177,7 +189,8 @@ class ToolCalling:
             structural_tag = call_structural_tag(
                 self._tokenizer, self.format, forced, starts_in_thought=starts_in_thought
             )
-            return ToolCallLogitsProcessor(self._grammar_cache(), structural_tag, stop_token_ids)
+            stops = self._stop_token_ids(extra_arguments)
+            return ToolCallLogitsProcessor(self._grammar_cache(), structural_tag, stops)
 
         processor = LazyLogitsProcessor(build)
         given: LogitsProcessor | Sequence[LogitsProcessor] = extra_arguments.get(
@@ -187,10 +200,12 @@ class ToolCalling:
         return {**extra_arguments, "logits_processor": LogitsProcessorList([*given, processor])}
 
     def _stop_token_ids(self, extra_arguments: dict[str, Any]) -> list[int]:
-        """The tokenizer's end of sequence, and any ``eos_token_id`` given for the request."""
-        given = extra_arguments.get("eos_token_id")
-        stop = [] if given is None else [given] if isinstance(given, int) else list(given)
-        return [int(token) for token in [*stop, self._tokenizer.eos_token_id] if token is not None]
+        """The tokens that end this request (its ``eos_token_id``, else the model's), and the
+        tokenizer's end of sequence: the grammar allows them once the call is complete."""
+        stops = eos_token_ids(self._model(), extra_arguments)
+        if self._tokenizer.eos_token_id is not None:
+            stops.add(int(self._tokenizer.eos_token_id))
+        return sorted(stops)
 
     def _grammar_cache(self) -> GrammarCache:
         if self._grammars is None:
