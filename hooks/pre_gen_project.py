@@ -31,13 +31,66 @@ RESERVED_PACKAGE_NAMES = frozenset(
         "pytest_asyncio",
         "ruff",
         "safetensors",
+        "conftest",
+        "filelock",
+        "fsspec",
+        "packaging",
+        "reference",
+        "schema_models",
+        "scripting",
+        "sympy",
         "tests",
         "tiny_models",
+        "tiny_vision_models",
+        "tqdm",
+        "yaml",
         "tokenizers",
         "torch",
         "transformers",
         "typing_extensions",
         "xgrammar",
+    }
+)
+# Names bound in the generated client's modules: a client class of that name would clobber
+# or be clobbered by them.
+RESERVED_CLASS_NAMES = frozenset(
+    {
+        "Any",
+        "AsyncGenerator",
+        "BaseModel",
+        "CancellationToken",
+        "CapabilityError",
+        "ChatCompletionClient",
+        "ChatMessage",
+        "ClientClosedError",
+        "Component",
+        "Config",
+        "ContextWindowExceededError",
+        "CreateResult",
+        "EncodedPrompt",
+        "FinishReasons",
+        "FunctionCall",
+        "GenerationOutput",
+        "GenerationRequest",
+        "GenerationSettings",
+        "IncrementalDecoder",
+        "JsonOutput",
+        "LLMMessage",
+        "MalformedToolCallWarning",
+        "ModelCapabilities",
+        "ModelInfo",
+        "PreTrainedModel",
+        "RequestBatcher",
+        "RequestUsage",
+        "ResponseParser",
+        "Tool",
+        "ToolCalling",
+        "ToolRequest",
+        "ToolSchema",
+        "TorchWorker",
+        "UnreadableImageError",
+        "UnsupportedSchemaError",
+        "ValidationError",
     }
 )
 DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
@@ -63,6 +116,18 @@ def _check_identifier(field: str, value: str) -> str | None:
     return None
 
 
+def check_class_name(value: str) -> str | None:
+    """Why ``value`` cannot be the generated client class's name, or None."""
+    if problem := _check_identifier("client_class_name", value):
+        return problem
+    if value in RESERVED_CLASS_NAMES:
+        return (
+            f"client_class_name {value!r} is a name the generated package already uses "
+            "(its modules import or define it); choose another"
+        )
+    return None
+
+
 def check_package_name(value: str) -> str | None:
     """Why ``value`` cannot be the import name of the generated package, or None."""
     if problem := _check_identifier("package_name", value):
@@ -72,7 +137,9 @@ def check_package_name(value: str) -> str | None:
     if value in RESERVED_PACKAGE_NAMES or value.lower() in {
         n.lower() for n in RESERVED_PACKAGE_NAMES
     }:
-        return f"package_name {value!r} shadows a dependency of the generated project"
+        return (
+            f"package_name {value!r} shadows a dependency or a test module of the generated project"
+        )
     return None
 
 
@@ -90,7 +157,7 @@ def check_answers(answers: dict[str, Any]) -> list[str]:
             problems.append(f"{field} {value!r} must not contain NUL or lone surrogate characters")
     if problem := check_package_name(str(answers.get("package_name", ""))):
         problems.append(problem)
-    if problem := _check_identifier("client_class_name", str(answers.get("client_class_name", ""))):
+    if problem := check_class_name(str(answers.get("client_class_name", ""))):
         problems.append(problem)
     slug = str(answers.get("project_slug", ""))
     if not DISTRIBUTION_NAME.match(slug):

@@ -216,3 +216,24 @@ def test_python_literal_renders_booleans_and_refuses_other_types() -> None:
     assert local_extensions.python_literal(None) == "None"
     with pytest.raises(TypeError):
         local_extensions.python_literal(["list"])
+
+
+def test_an_error_during_verification_keeps_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AUTOGEN_HF_CLIENT_SKIP_VERIFY", raising=False)
+    monkeypatch.setattr(post, "apply_capability_answers", lambda *args: None)
+    monkeypatch.setattr(post, "tidy", lambda *args: True)
+
+    def broken(*args: Any, **kwargs: Any) -> bool:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(post, "verify", broken)
+    assert post.main({**GOOD, "verify_generated_project": True}, tmp_path) == 0
+    assert "VERIFICATION FAILED: OSError: disk full" in capsys.readouterr().out
+
+
+def test_verification_runs_tests_offline_without_hub_tests(tmp_path: Path) -> None:
+    steps = {step.name: step for step in post.check_steps(tmp_path, tidy=False)}
+    assert steps["tests (pytest)"].env["HF_HUB_OFFLINE"] == "1"
+    assert steps["tests (pytest)"].env["RUN_HUB_TESTS"] == "0"

@@ -25,6 +25,9 @@ BAD_ANSWERS = [
     ({"client_class_name": "My Client"}, "client_class_name", "'My Client'", "not a valid"),
     ({"client_class_name": "1Client"}, "client_class_name", "'1Client'", "not a valid"),
     ({"client_class_name": "None"}, "client_class_name", "'None'", "keyword"),
+    ({"client_class_name": "Config"}, "client_class_name", "'Config'", "already uses"),
+    ({"client_class_name": "CreateResult"}, "client_class_name", "'CreateResult'", "already uses"),
+    ({"package_name": "reference"}, "package_name", "'reference'", "shadows"),
     (
         {"project_slug": "-bad-", "package_name": "ok"},
         "project_slug",

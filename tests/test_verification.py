@@ -46,7 +46,10 @@ def test_failed_verification_keeps_the_project_and_says_how_to_rerun(
     assert (project / "src").is_dir()
 
 
-def test_verification_answer_no_skips_it(bake: Bake, capfd: pytest.CaptureFixture[str]) -> None:
+def test_verification_answer_no_skips_it(
+    bake: Bake, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTOGEN_HF_CLIENT_SKIP_VERIFY")  # the answer alone must skip it
     project = bake(verify_generated_project=False)
     assert "[verify] skipped: verify_generated_project is no." in capfd.readouterr().out
     assert not (project / ".venv").exists()
