@@ -325,7 +325,6 @@ def verify(
     runner: Runner = run_step,
     uv: str | None = None,
     torch: TorchInstall | None = None,
-    tidied: bool = True,
 ) -> bool:
     """Create the environment, install, test and lint; report the outcome. True when all passed.
 
@@ -346,7 +345,8 @@ def verify(
             )
             torch = None
     if failed is None:
-        steps = [install_step(project, env, uv, torch), *check_steps(project, tidy=not tidied)]
+        # Tidied again with the environment's ruff: the format check must agree with it.
+        steps = [install_step(project, env, uv, torch), *check_steps(project, tidy=True)]
         failed = run_steps(steps, project, runner)
     elapsed = time.monotonic() - started
     print(BANNER, flush=True)
@@ -370,6 +370,10 @@ def verification_wanted(answers: Mapping[str, Any], env: Mapping[str, str]) -> s
         return "verify_generated_project is no"
     if env.get(SKIP_VARIABLE, "").strip().lower() not in {"", "0", "false", "no"}:
         return f"{SKIP_VARIABLE} is set"
+    needed = str(answers.get("min_python_version", "3.10"))
+    if sys.version_info[:2] < tuple(int(part) for part in needed.split(".")):
+        running = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return f"the project needs Python >= {needed} and this is Python {running}"
     return None
 
 
@@ -397,13 +401,13 @@ def tidy(project: Path, runner: Runner = run_step) -> bool:
 def main(answers: Mapping[str, Any], project: Path) -> int:
     apply_capability_answers(project, answers)
     record_answers(project, answers)
-    tidied = tidy(project)
+    tidy(project)
     reason = verification_wanted(answers, os.environ)
     if reason is not None:
         print(f"[verify] skipped: {reason}.")
         return 0
     try:
-        verify(project, os.environ, uv=shutil.which("uv"), torch=installed_torch(), tidied=tidied)
+        verify(project, os.environ, uv=shutil.which("uv"), torch=installed_torch())
     except Exception as error:  # a failing hook would make cookiecutter delete the project
         print(BANNER)
         print(f"VERIFICATION FAILED: {type(error).__name__}: {error}")

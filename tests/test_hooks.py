@@ -237,3 +237,13 @@ def test_verification_runs_tests_offline_without_hub_tests(tmp_path: Path) -> No
     steps = {step.name: step for step in post.check_steps(tmp_path, tidy=False)}
     assert steps["tests (pytest)"].env["HF_HUB_OFFLINE"] == "1"
     assert steps["tests (pytest)"].env["RUN_HUB_TESTS"] == "0"
+
+
+def test_verification_is_skipped_on_a_python_older_than_the_project_needs() -> None:
+    env: dict[str, str] = {}
+    newer = f"{sys.version_info.major}.{sys.version_info.minor + 1}"
+    reason = post.verification_wanted({**GOOD, "min_python_version": newer}, env)
+    assert reason is not None
+    assert f"Python >= {newer}" in reason
+    current = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert post.verification_wanted({**GOOD, "min_python_version": current}, env) is None
