@@ -16,6 +16,7 @@ from transformers import LogitsProcessor, PreTrainedTokenizerBase, PreTrainedTok
 from xgrammar.contrib.hf import LogitsProcessor as XgrammarLogitsProcessor
 
 from ._schema import UnsupportedSchemaError
+from ._text import special_token_ids
 
 MAX_WHITESPACE = 16
 """Most whitespace characters between two JSON tokens: room for indentation, no endless runs."""
@@ -41,10 +42,7 @@ def tokenizer_info(
     )
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         return detected  # xgrammar encodes other vocabularies its own way
-    special = set(tokenizer.all_special_ids)
-    special.update(
-        index for index, token in tokenizer.added_tokens_decoder.items() if token.special
-    )
+    special = special_token_ids(tokenizer)
     vocabulary: list[bytes | str] = [""] * vocab_size
     for token, index in tokenizer.get_vocab().items():
         if index < vocab_size and (index not in special or index in stop_token_ids):

@@ -17,6 +17,23 @@ def decode(tokenizer: PreTrainedTokenizerBase, token_ids: Sequence[int]) -> str:
     return text
 
 
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Ids of the tokenizer's special tokens, added special tokens (chat markers) included."""
+    special = set(tokenizer.all_special_ids)
+    special.update(
+        index for index, token in tokenizer.added_tokens_decoder.items() if token.special
+    )
+    return special
+
+
+def single_token_id(tokenizer: PreTrainedTokenizerBase, text: str) -> int | None:
+    """The id of the one vocabulary token that is exactly ``text``, if there is one."""
+    token_id = tokenizer.convert_tokens_to_ids(text)
+    if isinstance(token_id, int) and tokenizer.convert_ids_to_tokens(token_id) == text:
+        return token_id
+    return None
+
+
 class IncrementalDecoder:
     """Decodes a growing list of token ids into text deltas.
 
@@ -32,12 +49,7 @@ class IncrementalDecoder:
         other special tokens are left out."""
         self._tokenizer = tokenizer
         self._keep = frozenset(keep_special)
-        self._special = (
-            frozenset(tokenizer.all_special_ids)
-            | {index for index, token in tokenizer.added_tokens_decoder.items() if token.special}
-            if self._keep
-            else frozenset()
-        )
+        self._special = special_token_ids(tokenizer) if self._keep else set()
         self._ids: list[int] = []
         self._prefix_offset = 0
         self._read_offset = 0

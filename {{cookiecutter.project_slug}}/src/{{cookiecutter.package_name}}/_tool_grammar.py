@@ -26,7 +26,7 @@ from xgrammar.structural_tag import (
     TokenFormat,
 )
 
-from ._text import THINK_CLOSE
+from ._text import THINK_CLOSE, single_token_id
 from ._tool_parsers import ToolCallFormat
 
 CACHE_SIZE = 64
@@ -35,8 +35,7 @@ CACHE_SIZE = 64
 
 def _marker(tokenizer: PreTrainedTokenizerBase, marker: str) -> Format:
     """The marker as its own token when the vocabulary has one (as models emit it), else text."""
-    token_id = tokenizer.convert_tokens_to_ids(marker)
-    if isinstance(token_id, int) and tokenizer.convert_ids_to_tokens(token_id) == marker:
+    if single_token_id(tokenizer, marker) is not None:
         return TokenFormat(token=marker)
     return ConstStringFormat(value=marker)
 

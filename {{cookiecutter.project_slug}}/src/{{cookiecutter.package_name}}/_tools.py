@@ -23,7 +23,7 @@ from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
 from ._generation import GenerationOutput, LazyLogitsProcessor, eos_token_ids
 from ._prompt import to_chat_tools
-from ._text import ResponseParser
+from ._text import ResponseParser, single_token_id
 from ._tool_parsers import (
     FORMATS,
     MalformedToolCallError,
@@ -110,8 +110,7 @@ class ToolCalling:
         self._marker_token_ids = frozenset(
             token_id
             for marker in self.format.stream_markers
-            if isinstance(token_id := tokenizer.convert_tokens_to_ids(marker), int)
-            and tokenizer.convert_ids_to_tokens(token_id) == marker
+            if (token_id := single_token_id(tokenizer, marker)) is not None
         )
         added = tokenizer.added_tokens_decoder.values()
         self._special_tokens = sorted(
