@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -11,6 +11,7 @@ import torch
 from transformers import (
     GenerationConfig,
     LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
@@ -37,6 +38,33 @@ class SupportsGenerate(Protocol):
         """Generate token ids for ``input_ids``; returns prompt and new tokens."""
 
 
+class TokenConstraint(Protocol):
+    """One request's grammar state while it generates (engine thread only)."""
+
+    def mask(self, logits: torch.Tensor) -> None:
+        """Set the logits of the tokens the grammar forbids now to ``-inf``, in place.
+
+        ``logits`` is this request's row: a 1-D float tensor as wide as the model's vocabulary.
+        """
+
+    def accept(self, token_id: int) -> None:
+        """Advance the grammar past the token that was chosen."""
+
+
+class Constraint(Protocol):
+    """A grammar that a request's answer must follow (tool calls, JSON output).
+
+    A description only: each engine turns it into what it enforces. The local engine calls
+    :meth:`start` on its own thread, at the request's first decoding step.
+    """
+
+    def start(self, vocab_size: int, stop_token_ids: Collection[int]) -> TokenConstraint:
+        """A fresh grammar state for one request, over logits ``vocab_size`` wide.
+
+        ``stop_token_ids`` end the request; the grammar allows them once it is complete.
+        """
+
+
 @dataclass
 class GenerationRequest:
     """What one request asks of the model."""
@@ -50,6 +78,8 @@ class GenerationRequest:
     """Called on the worker thread with each new token id of this request (for streaming)."""
     model_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     """Inputs for ``generate`` besides the token ids, such as an image's ``pixel_values``."""
+    constraint: Constraint | None = None
+    """A grammar the answer must follow, or None."""
 
 
 @dataclass
@@ -150,6 +180,24 @@ class LazyLogitsProcessor(LogitsProcessor):
         return processed
 
 
+class _ConstrainedLogits(LogitsProcessor):
+    """Applies a request's :class:`Constraint` inside ``generate`` (one request per call)."""
+
+    def __init__(self, constraint: Constraint, stop_token_ids: set[int], prompt_length: int) -> None:
+        self._constraint = constraint
+        self._stop_token_ids = stop_token_ids
+        self._prompt_length = prompt_length
+        self._state: TokenConstraint | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._state is None:
+            self._state = self._constraint.start(scores.shape[-1], self._stop_token_ids)
+        elif input_ids.shape[-1] > self._prompt_length:
+            self._state.accept(int(input_ids[0, -1]))
+        self._state.mask(scores[0])
+        return scores
+
+
 def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> set[int]:
     """The token ids that end a sequence for this request."""
     eos = extra_arguments.get("eos_token_id", model.generation_config.eos_token_id)
@@ -167,6 +215,7 @@ def batch_key(request: GenerationRequest) -> tuple[object, ...] | None:
     extra = request.extra_arguments
     if (
         request.model_inputs
+        or request.constraint is not None
         or request.settings.seed is not None
         or "logits_processor" in extra
         or int(extra.get("num_beams", 1)) > 1
@@ -236,6 +285,11 @@ def _run(
     input_ids, attention_mask = _left_padded(requests, pad_token_id, model.device)
     if first.settings.seed is not None:
         torch.manual_seed(first.settings.seed)
+    if first.constraint is not None:  # runs alone (see batch_key)
+        grammar = _ConstrainedLogits(first.constraint, eos, input_ids.shape[1])
+        given = arguments.pop("logits_processor", None) or []
+        given = [given] if isinstance(given, LogitsProcessor) else list(given)
+        arguments["logits_processor"] = LogitsProcessorList([*given, grammar])
     beam_search = int(arguments.get("num_beams", 1)) > 1
     with torch.inference_mode():
         sequences = cast(SupportsGenerate, model).generate(
