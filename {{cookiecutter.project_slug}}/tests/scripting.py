@@ -5,11 +5,18 @@ They go through the client's public ``extra_create_args={"logits_processor": ...
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from autogen_core.models import CreateResult, LLMMessage, UserMessage
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
+
+from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+
+HELLO = UserMessage(content="Hello! How are you today?", source="user")
 
 
 class ScriptedAnswer(LogitsProcessor):
@@ -62,3 +69,25 @@ def scripted_args(tokenizer: PreTrainedTokenizerBase, *pieces: str) -> dict[str,
     return {
         "logits_processor": LogitsProcessorList([ScriptedAnswer(script(tokenizer, *pieces), eos)])
     }
+
+
+async def start_long_request(
+    client: Client, messages: Sequence[LLMMessage] = (HELLO,), **extra: Any
+) -> tuple[asyncio.Task[CreateResult], StepRecorder]:
+    """A 5000-token request, returned once the model is generating it; its recorder counts
+    its steps."""
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    recorder = StepRecorder(lambda step: step == 1 and loop.call_soon_threadsafe(started.set))
+    task = asyncio.create_task(
+        client.create(
+            list(messages),
+            extra_create_args={
+                "max_new_tokens": 5000,
+                "logits_processor": LogitsProcessorList([recorder]),
+                **extra,
+            },
+        )
+    )
+    await started.wait()
+    return task, recorder

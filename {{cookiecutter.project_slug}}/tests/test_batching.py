@@ -1,4 +1,4 @@
-"""Concurrent requests share batched generations, and each keeps its own results."""
+"""Concurrent requests decode together, step by step, and each keeps its own results."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import CreateResult, UserMessage
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }} import _generation
+from {{ cookiecutter.package_name }}._scheduler import Scheduler
 
 PROMPTS = [
     [UserMessage(content=text, source="user")]
@@ -21,15 +21,16 @@ PROMPTS = [
 
 @pytest.fixture
 def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch the client runs."""
+    """The number of requests decoding together at each decoding step."""
     sizes: list[int] = []
-    original = _generation.generate_batch
+    original = Scheduler._decode
 
-    def recording(model: Any, tokenizer: Any, requests: list[Any]) -> Any:
-        sizes.append(len(requests))
-        return original(model, tokenizer, requests)
+    def recording(self: Scheduler) -> None:
+        if self._rows:
+            sizes.append(len(self._rows))
+        original(self)
 
-    monkeypatch.setattr(_generation, "generate_batch", recording)
+    monkeypatch.setattr(Scheduler, "_decode", recording)
     return sizes
 
 
@@ -56,7 +57,7 @@ async def test_greedy_batched_results_equal_unbatched(
             for i, prompt in enumerate(PROMPTS)
         )
     )
-    assert batch_sizes == [len(PROMPTS)], "requests gathered together start together"
+    assert max(batch_sizes) == len(PROMPTS), "requests gathered together decode together"
     for got, expected in zip(results, sequential, strict=True):
         assert got.content == expected.content
         assert got.usage == expected.usage
@@ -127,26 +128,28 @@ async def test_cancelling_one_request_leaves_the_others(
         assert result.usage == expected.usage
 
 
-async def test_equal_plain_arguments_still_batch(client: Client, batch_sizes: list[int]) -> None:
-    await client.create(PROMPTS[0], extra_create_args={"max_new_tokens": 1})  # model loaded
-    batch_sizes.clear()
-    results = await asyncio.gather(
-        *(
-            client.create(prompt, extra_create_args={"max_new_tokens": 6, "min_new_tokens": 6})
-            for prompt in PROMPTS
-        )
-    )
-    assert batch_sizes == [len(PROMPTS)]
-    assert all(result.usage.completion_tokens == 6 for result in results)
-
-
-async def test_requests_with_their_own_arguments_run_alone(
+async def test_requests_with_different_settings_decode_together(
     client: Client, batch_sizes: list[int]
 ) -> None:
-    await asyncio.gather(
+    settings: list[dict[str, Any]] = [
+        {"max_new_tokens": 6, "min_new_tokens": 6},
+        {"max_new_tokens": 6, "seed": 1, "do_sample": True, "temperature": 0.7},
+        {"max_new_tokens": 6, "do_sample": True, "top_k": 5, "seed": 2},
+        {"max_new_tokens": 6, "repetition_penalty": 1.3},
+    ]
+    alone = [
+        await client.create(prompt, extra_create_args=args)
+        for prompt, args in zip(PROMPTS, settings, strict=True)
+    ]
+    batch_sizes.clear()
+    together = await asyncio.gather(
         *(
-            client.create(prompt, extra_create_args={"max_new_tokens": 3, "seed": 1})
-            for prompt in PROMPTS
+            client.create(prompt, extra_create_args=args)
+            for prompt, args in zip(PROMPTS, settings, strict=True)
         )
     )
-    assert batch_sizes == [1] * len(PROMPTS)
+    assert max(batch_sizes) == len(PROMPTS)
+    for got, expected in zip(together, alone, strict=True):
+        assert got.content == expected.content  # seeded sampling too: each has its own generator
+        assert got.usage == expected.usage
+    assert together[0].usage.completion_tokens == 6

@@ -12,7 +12,6 @@ from autogen_core import EVENT_LOGGER_NAME, CancellationToken, FunctionCall
 from autogen_core.logging import LLMCallEvent
 from autogen_core.models import (
     AssistantMessage,
-    CreateResult,
     FunctionExecutionResult,
     FunctionExecutionResultMessage,
     LLMMessage,
@@ -20,7 +19,7 @@ from autogen_core.models import (
     UserMessage,
 )
 from reference import bare_generate, load_model, template_ids
-from scripting import StepRecorder, scripted_args
+from scripting import StepRecorder, scripted_args, start_long_request
 from tiny_models import CHAT_TEMPLATES
 from transformers import (
     AutoTokenizer,
@@ -340,26 +339,6 @@ async def test_cancellation_stops_generate_within_one_step(client: Client) -> No
     assert result.usage.completion_tokens == 4
 
 
-async def start_long_request(
-    client: Client,
-) -> tuple[asyncio.Task[CreateResult], StepRecorder]:
-    """A 5000-token request, returned once the model is generating it."""
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    recorder = StepRecorder(lambda step: step == 1 and loop.call_soon_threadsafe(started.set))
-    task = asyncio.create_task(
-        client.create(
-            [HELLO],
-            extra_create_args={
-                "max_new_tokens": 5000,
-                "logits_processor": LogitsProcessorList([recorder]),
-            },
-        )
-    )
-    await started.wait()
-    return task, recorder
-
-
 async def test_cancelling_the_task_stops_the_model(client: Client) -> None:
     task, recorder = await start_long_request(client)
     task.cancel()
@@ -425,10 +404,10 @@ async def test_clients_created_together_load_the_same_model(tiny_model_path: Pat
 
 
 async def test_close_stops_running_and_queued_requests(tiny_model_path: Path) -> None:
-    client = Client(model_name=str(tiny_model_path), do_sample=False)
+    client = Client(model_name=str(tiny_model_path), do_sample=False, max_batch_size=1)
     running, recorder = await start_long_request(client)
-    queued = asyncio.create_task(client.create([HELLO], extra_create_args={"seed": 3}))
-    await asyncio.sleep(0)
+    queued = asyncio.create_task(client.create([HELLO]))  # no room: it waits
+    await asyncio.sleep(0.05)
     await client.close()
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -437,11 +416,12 @@ async def test_close_stops_running_and_queued_requests(tiny_model_path: Path) ->
     assert recorder.steps < 5000
 
 
-async def test_cancelling_a_queued_request_drops_it_at_once(client: Client) -> None:
+async def test_cancelling_a_queued_request_drops_it_at_once(tiny_model_path: Path) -> None:
+    client = Client(model_name=str(tiny_model_path), do_sample=False, max_batch_size=1)
     running, recorder = await start_long_request(client)
     token = CancellationToken()
-    queued = asyncio.create_task(  # a seed runs alone: it waits behind the long request
-        client.create([HELLO], cancellation_token=token, extra_create_args={"seed": 1})
+    queued = asyncio.create_task(  # no room beside the long request: it waits
+        client.create([HELLO], cancellation_token=token)
     )
     await asyncio.sleep(0.05)
     before = client.total_usage()
@@ -455,6 +435,7 @@ async def test_cancelling_a_queued_request_drops_it_at_once(client: Client) -> N
     usage = client.total_usage()
     assert usage.completion_tokens - before.completion_tokens == recorder.steps  # running only
     assert usage.prompt_tokens - before.prompt_tokens == client.count_tokens([HELLO])
+    await client.close()
 
 
 async def test_close_while_the_model_loads_fails_the_waiting_request(

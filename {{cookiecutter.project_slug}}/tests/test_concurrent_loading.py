@@ -1,7 +1,8 @@
-"""Clients created together load their models at the same time, each on its own worker."""
+"""Clients created together load their models at the same time, each on its own thread."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from transformers import PreTrainedModel
@@ -13,7 +14,7 @@ async def test_models_loaded_at_once_are_complete(tiny_model_path: Path) -> None
     """transformers swaps global functions while loading; overlapping loads must not break it."""
     clients = [Client(model_name=str(tiny_model_path)) for _ in range(4)]
     try:
-        models = [await client._model() for client in clients]
+        models = [await asyncio.wrap_future(client._local_engine.model) for client in clients]
     finally:
         for client in clients:
             await client.close()

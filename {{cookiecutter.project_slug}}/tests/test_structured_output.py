@@ -14,7 +14,7 @@ from schema_models import SUPPORTED, UNSUPPORTED, Person
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }} import UnsupportedSchemaError
-from {{ cookiecutter.package_name }} import _generation as generation_module
+from {{ cookiecutter.package_name }}._local_engine import LocalEngine
 from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
 
 MESSAGES = [UserMessage(content="Fill in the form.", source="user")]
@@ -83,7 +83,7 @@ async def test_unenforceable_schemas_fail_before_generating(
     def must_not_generate(*args: object) -> None:
         raise AssertionError("generation started")
 
-    monkeypatch.setattr(generation_module, "generate_batch", must_not_generate)
+    monkeypatch.setattr(LocalEngine, "submit", must_not_generate)
     model, expected = UNSUPPORTED[name]
     with pytest.raises(UnsupportedSchemaError) as caught:
         await client.create(MESSAGES, json_output=model)

@@ -102,6 +102,24 @@ def build_tiny_model(
     return save_greedy(AutoModelForCausalLM.from_config(config), tokenizer, tokenizer, path)
 
 
+def build_tiny_gpt2(path: Path, *, n_positions: int = 1024, seed: int = 0) -> Path:
+    """A random tiny GPT-2 (learned absolute positions) whose tokenizer has no chat template."""
+    tokenizer = _train_tokenizer(512)
+    config = AutoConfig.for_model(
+        "gpt2",
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tokenizer.eos_token_id,
+        initializer_range=0.2,
+    )
+    torch.manual_seed(seed)
+    return save_greedy(AutoModelForCausalLM.from_config(config), tokenizer, tokenizer, path)
+
+
 def save_greedy(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -21,22 +22,20 @@ from autogen_core.models import (
     RequestUsage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel, ValidationError
-from transformers import PreTrainedModel
-
-from ._config import GenerationSettings
+from pydantic import BaseModel
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
-from ._batching import RequestBatcher
-from ._generation import PASSTHROUGH_ARGUMENTS, GenerationOutput, GenerationRequest
+from ._decoding import request_settings
+from ._engine import Engine, TokenCallback
+from ._generation import GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
-from ._loading import context_window, load_model, load_model_config
+from ._loading import context_window, load_model_config
+from ._local_engine import LocalEngine
 from ._model_info import DEFAULT_MODEL_INFO
 from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, to_chat_tools
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
 from ._tools import ToolCalling, ToolRequest
 from ._vision import load_renderer
-from ._worker import TorchWorker
 
 event_logger = logging.getLogger(EVENT_LOGGER_NAME)
 
@@ -101,18 +100,15 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
-        self._worker = TorchWorker(type(self).__name__)
-        self._model_future = self._worker.submit(
-            load_model, self._config, self._renderer.model_class
+        self._local_engine = LocalEngine(
+            self._config, self._renderer.model_class, self._tokenizer, type(self).__name__
         )
+        self._engine: Engine = self._local_engine
         self._tool_calling = ToolCalling(
-            self._tokenizer, self._config, lambda: self._model_future.result()
-        )
-        self._batcher = RequestBatcher(
-            self._worker, self._model_future, self._tokenizer, self._config.max_batch_size
+            self._tokenizer, self._config, lambda: self._local_engine.model.result()
         )
         self._json_output = JsonOutput(
-            self._tokenizer, self._model_info, lambda: self._model_future.result()
+            self._tokenizer, self._model_info, lambda: self._local_engine.model.result()
         )
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
@@ -192,7 +188,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         prepared = await self._prepare(
             messages, tools, tool_choice, json_output, extra_create_args
         )
-        output = await self._generate(prepared.generation, cancellation_token)
+        output = await self._generate(prepared.generation, cancellation_token, None)
         decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
         parser = prepared.parser()
         parser.feed(decoder.add(output.token_ids) + decoder.flush())
@@ -229,39 +225,29 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         prepared = await self._prepare(
             messages, tools, tool_choice, json_output, extra_create_args
         )
-        loop = asyncio.get_running_loop()
-        texts: asyncio.Queue[str | None] = asyncio.Queue()
+        chunks: asyncio.Queue[str | None] = asyncio.Queue()
         decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
-        streamed = 0  # tokens handed over so far (none with beam search: read at the end)
-
-        def on_tokens(token_ids: list[int]) -> None:  # runs on the worker thread
-            nonlocal streamed
-            streamed += len(token_ids)
-            text = decoder.add(token_ids)
-            if text:
-                loop.call_soon_threadsafe(texts.put_nowait, text)
-
-        prepared.generation.on_tokens = on_tokens
-        event_logger.info(LLMStreamStartEvent(messages=prepared.chat))
-        generation = asyncio.ensure_future(self._generate(prepared.generation, cancellation_token))
-        generation.add_done_callback(lambda _: texts.put_nowait(None))
         parser = prepared.parser()
+
+        def on_tokens(token_ids: list[int]) -> None:  # on this event loop, as tokens come
+            if chunk := parser.feed(decoder.add(token_ids)):
+                chunks.put_nowait(chunk)
+
+        event_logger.info(LLMStreamStartEvent(messages=prepared.chat))
+        generation = asyncio.ensure_future(
+            self._generate(prepared.generation, cancellation_token, on_tokens)
+        )
+        generation.add_done_callback(lambda _: chunks.put_nowait(None))
         try:
-            while (text := await texts.get()) is not None:
-                if prepared.generation.cancel_event.is_set():
-                    break  # cancelled: no more chunks; the generation raises CancelledError
-                if chunk := parser.feed(text):
-                    yield chunk
+            while (chunk := await chunks.get()) is not None:
+                if cancellation_token is not None and cancellation_token.is_cancelled():
+                    break  # no more chunks; the generation raises CancelledError
+                yield chunk
             output = await generation
-            if prepared.generation.cancel_event.is_set():
-                raise asyncio.CancelledError("The request was cancelled; generation stopped.")
-            rest = decoder.add(output.token_ids[streamed:]) + decoder.flush()
-            if chunk := parser.feed(rest) + parser.finish():
+            if chunk := parser.feed(decoder.flush()) + parser.finish():
                 yield chunk
         finally:
-            # Reached on early close too: stop the model before anything else.
-            prepared.generation.cancel_event.set()
-            if not generation.done():
+            if not generation.done():  # closed early (break, aclose): stop the model
                 generation.cancel()
         result = self._result(prepared, output, parser)
         if isinstance(result.content, str) and (held := parser.release_held()):
@@ -285,10 +271,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if self._closed:
             return
         self._closed = True
-        self._batcher.close(ClientClosedError(f"{type(self).__name__} was closed."))
-        await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
-        self._model_future.cancel()
-        del self._model_future, self._batcher
+        await self._engine.close()
 
     # -- Internals ---------------------------------------------------------------------
 
@@ -306,30 +289,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             )
         return self._renderer.encode(chat, to_chat_tools(tools))
 
-    def _request_settings(
-        self, extra_create_args: Mapping[str, Any]
-    ) -> tuple[GenerationSettings, dict[str, Any]]:
-        overrides = {
-            k: v for k, v in extra_create_args.items() if k in GenerationSettings.model_fields
-        }
-        passthrough = {k: v for k, v in extra_create_args.items() if k not in overrides}
-        unknown = sorted(set(passthrough) - PASSTHROUGH_ARGUMENTS)
-        if unknown:
-            raise ValueError(
-                f"Unknown extra_create_args {unknown}: use the config's generation fields "
-                f"({', '.join(GenerationSettings.model_fields)}) or transformers "
-                "GenerationConfig arguments."
-            )
-        if not overrides:
-            return self._settings, passthrough
-        try:
-            settings = GenerationSettings.model_validate(
-                {**self._settings.model_dump(), **overrides}
-            )
-        except ValidationError as error:
-            raise ValueError(f"Invalid extra_create_args: {error}") from error
-        return settings, passthrough
-
     async def _prepare(
         self,
         messages: Sequence[LLMMessage],
@@ -339,7 +298,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         extra_create_args: Mapping[str, Any],
     ) -> _PreparedRequest:
         self._check_open()
-        settings, passthrough = self._request_settings(extra_create_args)
+        settings, passthrough = request_settings(self._settings, extra_create_args)
         chat = self._renderer.to_chat(messages)
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
@@ -347,8 +306,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             settings, passthrough = self._json_output.constrain(
                 json_output, settings, passthrough, tools=tools
             )
-        if self._renderer.runs_torch(chat):  # images: preprocessed on the worker thread
-            prompt = await self._worker.run(self._encode, chat, tools)
+        if self._renderer.runs_torch(chat):  # images: preprocessed on the engine's thread
+            prompt = await self._engine.call(self._encode, chat, tools)
         else:
             prompt = self._encode(chat, tools)
         input_ids = prompt.input_ids
@@ -384,34 +343,22 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         )
         return prepared
 
-    async def _model(self) -> PreTrainedModel:
-        self._check_open()
-        if self._model_future.done():
-            return self._model_future.result()
-        # Shielded: a cancelled request must not cancel the shared model load.
-        return await asyncio.shield(asyncio.wrap_future(self._model_future))
-
     async def _generate(
-        self, request: GenerationRequest, cancellation_token: CancellationToken | None
+        self,
+        request: GenerationRequest,
+        cancellation_token: CancellationToken | None,
+        on_tokens: TokenCallback | None,
     ) -> GenerationOutput:
-        await self._model()  # surfaces loading errors
-        self._check_open()  # closed while the model was loading
-        job = self._batcher.submit(request)
-
-        def cancel() -> None:
-            request.cancel_event.set()  # a running generation stops at its next step
-            job.cancel()  # a queued request is dropped before it starts
-
+        self._check_open()
+        generation = self._engine.submit(request, on_tokens)
         if cancellation_token is not None:
-            cancellation_token.add_callback(cancel)
+            cancellation_token.add_callback(generation.cancel)
         try:
-            output = await asyncio.wrap_future(job)
+            output = await generation.result()
         except asyncio.CancelledError:
-            cancel()
-            # Wait until the model has really stopped (at most one decoding step).
-            await asyncio.wait([asyncio.wrap_future(job)])
-            if not job.cancelled() and job.exception() is None:
-                self._add_usage(request, job.result())
+            generation.cancel()
+            with contextlib.suppress(Exception):  # the engine stops within a step
+                self._add_usage(request, await generation.result())
             raise
         self._add_usage(request, output)
         if output.cancelled:

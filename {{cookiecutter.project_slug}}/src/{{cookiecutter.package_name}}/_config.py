@@ -32,8 +32,13 @@ class GenerationSettings(BaseModel):
     @field_validator("stop")
     @classmethod
     def _stop_strings_not_empty(cls, stop: list[str]) -> list[str]:
-        if any(not text for text in stop):
-            raise ValueError("stop strings must not be empty")
+        for text in stop:
+            if not text:
+                raise ValueError("stop strings must not be empty")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(f"stop string {text!r} is not valid text: {error.reason}") from None
         return stop
 
     @model_validator(mode="after")
@@ -74,7 +79,13 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
         default=None, ge=1, description="Context length; default: read from the model's config."
     )
     max_batch_size: int = Field(
-        default=8, ge=1, description="Most concurrent requests run as one batch; 1 disables."
+        default=8, ge=1, description="Most requests decoding together; more wait for a free place."
+    )
+    prefix_cache_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Memory for keys and values of processed prompts, reused by prompts that "
+        "start the same way (system prompt, tools, conversation so far); 0 disables.",
     )
     model_info: ModelInfo | None = Field(
         default=None, description="Capabilities; default: the answers given at generation."
