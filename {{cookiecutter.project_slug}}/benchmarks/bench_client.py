@@ -124,13 +124,13 @@ async def _client_part(model_path: str, new_tokens: int, repeats: int) -> dict[s
 
     # Bare generate on the client's own worker thread and weights: the same thread and
     # model as create(), and no second copy of the model in memory.
-    model = cast(SupportsGenerate, client._model_future.result())
+    model = cast(SupportsGenerate, client._local_engine.model.result())
     prompt_ids = template_ids(client._tokenizer, [{"role": "user", "content": PROMPT}])
     assert client.count_tokens(messages) == len(prompt_ids), "client and bare prompts differ"
 
     async def bare(tokens: int) -> None:
         settings = {"max_new_tokens": tokens, "min_new_tokens": tokens, "do_sample": False}
-        await client._worker.run(functools.partial(bare_generate, model, prompt_ids, **settings))
+        await client._engine.call(functools.partial(bare_generate, model, prompt_ids, **settings))
 
     async def create() -> None:
         result = await client.create(messages, extra_create_args=exact)
