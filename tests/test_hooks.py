@@ -247,3 +247,22 @@ def test_verification_is_skipped_on_a_python_older_than_the_project_needs() -> N
     assert f"Python >= {newer}" in reason
     current = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert post.verification_wanted({**GOOD, "min_python_version": current}, env) is None
+
+
+def test_every_class_the_client_module_imports_is_refused_as_the_class_name(
+    tmp_path: Path,
+) -> None:
+    """A client class named like something ``_client.py`` imports would clobber it."""
+    from cookiecutter.main import cookiecutter
+
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path)))
+    source = (project / "src" / "autogen_huggingface_client" / "_client.py").read_text("utf-8")
+    imported = {
+        alias.asname or alias.name
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    class_like = sorted(name for name in imported if name[:1].isupper())
+    assert class_like
+    assert [name for name in class_like if pre.check_class_name(name) is None] == []
