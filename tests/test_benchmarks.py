@@ -80,3 +80,21 @@ def test_tools_benchmark_forces_calls(baked: Path, tiny_model: Path) -> None:
     assert result["forced_call_tokens"] > 0
     assert result["compile_cached_s"] < result["compile_first_s"]
     assert result["forced_tokens_per_s"] > 0
+
+
+def test_engine_benchmark_compares_workloads_with_their_baselines(
+    baked: Path, tiny_model: Path
+) -> None:
+    printed, result = _bench(baked, "bench_engine", "--model", str(tiny_model), "--repeats", "1")
+    assert "staggered arrivals" in printed
+    for ratio in (
+        "staggered_vs_static_batch",
+        "short_behind_long_vs_alone",
+        "conversation_vs_reuse_limit",
+    ):
+        assert result[ratio] > 0
+    assert set(result["targets"].values()) <= {"PASS", "MISS"}
+    assert len(result["targets"]) == 3
+    tokens = result["conversation_prompt_tokens"]
+    assert tokens == sorted(tokens)
+    assert tokens[0] >= 1000

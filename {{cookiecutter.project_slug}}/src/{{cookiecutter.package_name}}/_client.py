@@ -68,7 +68,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
     ``CancellationToken`` stops ``generate`` at the next decoding step. All torch work runs
     on one thread that the client owns, so the event loop is never blocked.
 
-    The tokenizer is loaded in the constructor; the weights load on the worker thread in
+    The tokenizer is loaded in the constructor; the weights load on the engine thread in
     the background, and the first request waits for them.
 
     Args:
@@ -155,7 +155,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         """The exact number of tokens of the prompt the model gets for these messages.
 
         Synchronous, so images (if any) are preprocessed on the calling thread here; requests
-        preprocess them on the worker thread.
+        preprocess them on the engine thread.
         """
         return len(self._encode(self._renderer.to_chat(messages), tools).input_ids)
 
@@ -262,7 +262,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         yield result
 
     async def close(self) -> None:
-        """Stop the model, the worker thread, and release the model.
+        """Stop the model and the engine thread, and release the model.
 
         Requests still waiting fail with ``ClientClosedError``; one that is generating stops
         at its next decoding step and raises ``asyncio.CancelledError``. The client cannot be
