@@ -39,7 +39,7 @@ from transformers import (
     ProcessorMixin,
 )
 
-from {{ cookiecutter.package_name }} import CapabilityError, UnreadableImageError
+from {{ cookiecutter.package_name }} import CapabilityError, ClientClosedError, UnreadableImageError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
 RED = Image.from_pil(PILImage.new("RGB", (20, 30), (255, 0, 0)))
@@ -235,7 +235,7 @@ async def test_streaming_with_an_image_yields_the_create_answer(vision_client: C
     assert final.usage == expected.usage
 
 
-async def test_images_are_processed_on_the_worker_thread(
+async def test_images_are_processed_on_the_engine_thread(
     vision_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
@@ -266,6 +266,25 @@ async def test_cancelling_stops_generation_with_an_image(vision_client: Client) 
             },
         )
     assert recorder.steps <= 3
+
+
+async def test_close_fails_image_requests_waiting_for_preprocessing_clearly(
+    vision_model_path: Path,
+) -> None:
+    client = Client(model_name=str(vision_model_path), max_new_tokens=4)
+    await asyncio.wrap_future(client._local_engine.model)
+    release = threading.Event()
+    busy = client._local_engine._thread.call(release.wait, 60)  # the engine thread is busy
+    waiting = [asyncio.create_task(client.create(ONE_IMAGE)) for _ in range(3)]
+    await asyncio.sleep(0.05)  # their preprocessing is queued behind the busy call
+    closing = asyncio.create_task(client.close())
+    await asyncio.sleep(0.05)
+    release.set()
+    await closing
+    assert busy.result() is True
+    for task in waiting:
+        with pytest.raises(ClientClosedError):
+            await task
 
 
 async def test_logged_messages_describe_images_without_pixels(
