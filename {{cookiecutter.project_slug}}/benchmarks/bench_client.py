@@ -43,6 +43,7 @@ from transformers import AutoTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from reference import bare_generate, load_model, template_ids
+from scripting import local_engine
 from tiny_models import build_tiny_model
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
@@ -124,7 +125,7 @@ async def _client_part(model_path: str, new_tokens: int, repeats: int) -> dict[s
 
     # Bare generate on the client's own worker thread and weights: the same thread and
     # model as create(), and no second copy of the model in memory.
-    model = cast(SupportsGenerate, client._local_engine.model.result())
+    model = cast(SupportsGenerate, local_engine(client).model.result())
     prompt_ids = template_ids(client._tokenizer, [{"role": "user", "content": PROMPT}])
     assert client.count_tokens(messages) == len(prompt_ids), "client and bare prompts differ"
 

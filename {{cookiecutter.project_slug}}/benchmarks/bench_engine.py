@@ -46,6 +46,7 @@ from transformers import DynamicCache, PreTrainedModel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _report import Target, print_targets
+from scripting import local_engine
 from tiny_models import build_tiny_model
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
@@ -149,7 +150,7 @@ class Workloads:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.model: PreTrainedModel = client._local_engine.model.result()
+        self.model: PreTrainedModel = local_engine(client).model.result()
         self.prompts = _prompts(client)
         self.system = _system_prompt(client)
         self.conversation: list[list[LLMMessage]] = []
@@ -198,7 +199,7 @@ class Workloads:
     # -- Agent conversation --------------------------------------------------------------------
 
     async def conversation_through_client(self) -> None:
-        self.client._local_engine.prefix_cache.clear()  # nothing left from earlier runs
+        local_engine(self.client).prefix_cache.clear()  # nothing left from earlier runs
         for messages in self.conversation:
             await self.client.create(messages, extra_create_args=_exact(TURN_TOKENS))
 

@@ -34,6 +34,7 @@ from transformers import PreTrainedModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from scripting import local_engine
 from tiny_models import build_tiny_model
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
@@ -125,7 +126,7 @@ def _compile_numbers(client: Client, model_vocab_size: int) -> dict[str, float]:
 async def _measure(model: str, new_tokens: int, repeats: int) -> dict[str, Any]:
     client = Client(model_name=model, max_new_tokens=new_tokens, do_sample=False)
     messages = [UserMessage(content=PROMPT, source="user")]
-    loaded = await asyncio.wrap_future(client._local_engine.model)
+    loaded = await asyncio.wrap_future(local_engine(client).model)
     vocab_size = int(loaded.config.get_text_config().vocab_size)
     await client.create(messages, extra_create_args={"max_new_tokens": 2})  # warm-up
     first, loop_blocked = await _heartbeat_gap(

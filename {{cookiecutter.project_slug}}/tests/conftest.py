@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from tiny_models import build_tiny_model
+from vllm_server import PYTHON_VARIABLE, vllm_python, vllm_server
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
@@ -30,5 +31,30 @@ def tiny_model_without_template_path(tmp_path_factory: pytest.TempPathFactory) -
 async def client(tiny_model_path: Path) -> AsyncIterator[Client]:
     """A greedy client on the tiny chat model, shared by the tests that do not configure one."""
     shared = Client(model_name=str(tiny_model_path), max_new_tokens=24, do_sample=False)
+    yield shared
+    await shared.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_url(
+    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A vLLM server on loopback serving the tiny chat model (skipped without vLLM)."""
+    python = vllm_python()
+    if python is None:
+        pytest.skip(f"no vLLM to test against: set {PYTHON_VARIABLE} to a Python with vllm")
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    with vllm_server(python, tiny_model_path, log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session", params=["local", "vllm"])
+async def engine_client(
+    request: pytest.FixtureRequest, tiny_model_path: Path
+) -> AsyncIterator[Client]:
+    """A greedy client on the tiny chat model, on each engine: in this process, and on a
+    vLLM server (its tests are skipped where there is no vLLM)."""
+    server = {"base_url": request.getfixturevalue("vllm_url")} if request.param == "vllm" else {}
+    shared = Client(model_name=str(tiny_model_path), max_new_tokens=24, do_sample=False, **server)
     yield shared
     await shared.close()

@@ -15,6 +15,7 @@ from autogen_core.models import CreateResult, LLMMessage, UserMessage
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+from {{ cookiecutter.package_name }}._local_engine import LocalEngine
 
 HELLO = UserMessage(content="Hello! How are you today?", source="user")
 
@@ -91,3 +92,10 @@ async def start_long_request(
     )
     await started.wait()
     return task, recorder
+
+
+def local_engine(client: Client) -> LocalEngine:
+    """The client's local engine (tests and benchmarks look inside it)."""
+    engine = client._engine
+    assert isinstance(engine, LocalEngine), "the client runs on a server"
+    return engine

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
+from scripting import local_engine
+
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
 
@@ -14,7 +16,7 @@ async def test_models_loaded_at_once_are_complete(tiny_model_path: Path) -> None
     """transformers swaps global functions while loading; overlapping loads must not break it."""
     clients = [Client(model_name=str(tiny_model_path)) for _ in range(4)]
     try:
-        models = [await asyncio.wrap_future(client._local_engine.model) for client in clients]
+        models = [await asyncio.wrap_future(local_engine(client).model) for client in clients]
     finally:
         for client in clients:
             await client.close()

@@ -26,7 +26,7 @@ from autogen_core.models import (
     UserMessage,
 )
 from PIL import Image as PILImage
-from scripting import StepRecorder
+from scripting import StepRecorder, local_engine
 from tiny_models import CHAT_TEMPLATES
 from tiny_vision_models import IMAGE_TOKEN, TOKENS_PER_IMAGE, build_tiny_vision_model
 from transformers import (
@@ -272,9 +272,9 @@ async def test_close_fails_image_requests_waiting_for_preprocessing_clearly(
     vision_model_path: Path,
 ) -> None:
     client = Client(model_name=str(vision_model_path), max_new_tokens=4)
-    await asyncio.wrap_future(client._local_engine.model)
+    await asyncio.wrap_future(local_engine(client).model)
     release = threading.Event()
-    busy = client._local_engine._thread.call(release.wait, 60)  # the engine thread is busy
+    busy = local_engine(client)._thread.call(release.wait, 60)  # the engine thread is busy
     waiting = [asyncio.create_task(client.create(ONE_IMAGE)) for _ in range(3)]
     await asyncio.sleep(0.05)  # their preprocessing is queued behind the busy call
     closing = asyncio.create_task(client.close())

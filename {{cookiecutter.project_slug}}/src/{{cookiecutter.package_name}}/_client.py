@@ -23,6 +23,7 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
+from transformers import PreTrainedModel
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._decoding import request_settings
@@ -31,6 +32,7 @@ from ._generation import GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
 from ._loading import context_window, load_model_config
 from ._local_engine import LocalEngine
+from ._remote_engine import RemoteEngine
 from ._model_info import DEFAULT_MODEL_INFO
 from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, to_chat_tools
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
@@ -100,16 +102,15 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
-        self._local_engine = LocalEngine(
-            self._config, self._renderer.model_class, self._tokenizer, type(self).__name__
-        )
-        self._engine: Engine = self._local_engine
-        self._tool_calling = ToolCalling(
-            self._tokenizer, self._config, lambda: self._local_engine.model.result()
-        )
-        self._json_output = JsonOutput(
-            self._tokenizer, self._model_info, lambda: self._local_engine.model.result()
-        )
+        self._engine: Engine
+        if self._config.base_url is None:
+            self._engine = LocalEngine(
+                self._config, self._renderer.model_class, self._tokenizer, type(self).__name__
+            )
+        else:
+            self._engine = RemoteEngine(self._config, self._tokenizer)
+        self._tool_calling = ToolCalling(self._tokenizer, self._config, self._loaded_model)
+        self._json_output = JsonOutput(self._tokenizer, self._model_info, self._loaded_model)
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._closed = False
@@ -274,6 +275,11 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         await self._engine.close()
 
     # -- Internals ---------------------------------------------------------------------
+
+    def _loaded_model(self) -> PreTrainedModel:
+        """The local engine's model (on its thread, once loaded)."""
+        assert isinstance(self._engine, LocalEngine)
+        return self._engine.model.result()
 
     def _check_open(self) -> None:
         if self._closed:

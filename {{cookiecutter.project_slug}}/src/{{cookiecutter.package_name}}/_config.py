@@ -90,6 +90,27 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
     model_info: ModelInfo | None = Field(
         default=None, description="Capabilities; default: the answers given at generation."
     )
+    base_url: str | None = Field(
+        default=None,
+        description="A vLLM server's OpenAI-compatible API, such as 'http://127.0.0.1:8000/v1': "
+        "the server generates, the client does the rest. Default: the model runs in this process.",
+    )
+    api_key_env: str = Field(
+        default="VLLM_API_KEY",
+        description="Environment variable holding the server's API key (never in the config).",
+    )
+    served_model_name: str | None = Field(
+        default=None, description="The model's name on the server; default: model_name."
+    )
+    request_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds to wait for the server's next answer chunk."
+    )
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a connection to the server."
+    )
+    max_retries: int = Field(
+        default=3, ge=0, description="Retries, with backoff, when the server cannot be reached."
+    )
 {%- if cookiecutter.function_calling %}
     tool_call_format: Literal["auto", "hermes", "llama3", "mistral"] = Field(
         default="auto",
@@ -111,6 +132,24 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
         if model_info is not None:
             validate_model_info(model_info)
         return model_info
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, base_url: str | None) -> str | None:
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must be an http:// or https:// URL, such as http://127.0.0.1:8000/v1")
+        return base_url
+
+    @model_validator(mode="after")
+    def _local_or_server_fields(self) -> {{ cookiecutter.client_class_name }}Config:
+        local = {"device", "device_map", "dtype", "max_batch_size", "prefix_cache_mb"}
+        server = {"served_model_name", "request_timeout", "connect_timeout", "max_retries"}
+        fields = type(self).model_fields
+        given = local if self.base_url is not None else server
+        if wrong := sorted(name for name in given if getattr(self, name) != fields[name].default):
+            where = "a vLLM server (base_url)" if self.base_url else "the local model (no base_url)"
+            raise ValueError(f"{', '.join(wrong)} do not apply to {where}")
+        return self
 
     @model_validator(mode="after")
     def _device_or_device_map(self) -> {{ cookiecutter.client_class_name }}Config:

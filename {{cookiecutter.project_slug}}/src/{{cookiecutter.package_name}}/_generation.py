@@ -69,6 +69,9 @@ class Constraint(Protocol):
         ``stop_token_ids`` end the request; the grammar allows them once it is complete.
         """
 
+    def structured_outputs(self) -> dict[str, Any]:
+        """The grammar as a vLLM server takes it (its ``structured_outputs`` request field)."""
+
 
 @dataclass
 class GenerationRequest:
