@@ -14,6 +14,8 @@ import pytest
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+VLLM_PYTHON = os.environ.get("VLLM_TEST_PYTHON") or None
+"""A Python with vLLM (``.ci/run`` installs one): only the vLLM tests hand it to a bake."""
 CONSTRAINTS = TEMPLATE / "constraints.txt"
 FLAGS = ("vision", "function_calling", "json_output", "structured_output")
 
@@ -22,9 +24,11 @@ Bake = Callable[..., Path]
 
 @pytest.fixture(autouse=True)
 def _no_verification_and_pinned_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bakes skip the verification hook unless a test turns it back on; pip stays on CPU torch."""
+    """Bakes skip the verification hook unless a test turns it back on; pip stays on CPU torch;
+    baked test suites run without vLLM unless a test hands it over."""
     monkeypatch.setenv("AUTOGEN_HF_CLIENT_SKIP_VERIFY", "1")
     monkeypatch.setenv("PIP_CONSTRAINT", str(CONSTRAINTS))
+    monkeypatch.delenv("VLLM_TEST_PYTHON", raising=False)  # a server start per bake is too slow
 
 
 @pytest.fixture
