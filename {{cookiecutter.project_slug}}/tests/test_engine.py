@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from autogen_core import CancellationToken
 from autogen_core.models import (
     AssistantMessage,
@@ -29,6 +30,7 @@ from {{ cookiecutter.package_name }} import ClientClosedError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }}._generation import GenerationOutput, GenerationRequest
 from {{ cookiecutter.package_name }}._local_engine import LocalGeneration
+from {{ cookiecutter.package_name }}._prefix_cache import PrefixCache
 
 PROMPTS = [
     [UserMessage(content=text, source="user")]
@@ -357,6 +359,48 @@ async def test_reused_prefix_is_not_processed_again(
         assert result.usage.prompt_tokens == client.count_tokens(second)
     finally:
         await client.close()
+
+
+def layers_of(tokens: int, layers: int = 2) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    """Keys and values of ``tokens`` tokens (1 head of 4 floats: 16 bytes a token a tensor)."""
+    return [(torch.full((1, 1, tokens, 4), float(i)), torch.zeros((1, 1, tokens, 4))) for i in range(layers)]
+
+
+def test_prefix_cache_finds_the_longest_shared_prefix() -> None:
+    cache = PrefixCache(budget_bytes=10_000)
+    cache.store([1, 2, 3, 4], layers_of(4))
+    cache.store([1, 2, 9, 9, 9], layers_of(5))
+    found, layers = cache.longest([1, 2, 3, 4, 5, 6])
+    assert found == 4
+    assert all(kv is not None and kv[0].shape[2] == 4 for kv in layers)
+    assert cache.longest([1, 2, 9, 9])[0] == 3, "the last token is always processed again"
+    assert cache.longest([7, 8])[0] == 0
+    assert cache.longest([1])[0] == 0
+
+
+def test_prefix_cache_keeps_within_its_budget_evicting_the_least_recently_used() -> None:
+    per_token = 2 * 2 * 16  # 2 layers, keys and values, 16 bytes each
+    cache = PrefixCache(budget_bytes=25 * per_token)
+    cache.store([1] * 10, layers_of(10))
+    cache.store([2] * 10, layers_of(10))
+    cache.longest([1] * 10 + [0])  # [1...] is now the most recently used
+    cache.store([3] * 10, layers_of(10))  # does not fit beside both: [2...] goes
+    assert cache.nbytes <= cache.budget_bytes
+    assert cache.longest([1] * 10 + [0])[0] == 10
+    assert cache.longest([2] * 10 + [0])[0] == 0
+    assert cache.longest([3] * 10 + [0])[0] == 10
+    cache.store([4] * 30, layers_of(30))  # alone larger than the budget: not kept
+    assert cache.longest([4] * 30 + [0])[0] == 0
+    assert cache.nbytes <= cache.budget_bytes
+
+
+def test_prefix_cache_keeps_one_entry_for_a_growing_conversation() -> None:
+    cache = PrefixCache(budget_bytes=10_000)
+    cache.store([1, 2, 3], layers_of(3))
+    cache.store([1, 2, 3, 4, 5], layers_of(5))  # holds the first: it goes
+    cache.store([1, 2], layers_of(2))  # already held
+    assert len(cache) == 1
+    assert cache.nbytes == 5 * 2 * 2 * 16
 
 
 # -- Every future resolves ---------------------------------------------------------------------
