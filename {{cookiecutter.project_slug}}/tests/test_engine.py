@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import subprocess
 import sys
@@ -504,6 +505,19 @@ async def test_random_mix_of_requests_cancellations_and_close_all_resolve(
     if closer is not None:
         await closer
     await client.close()
+
+
+async def test_a_client_dropped_without_close_stops_its_thread(tiny_model_path: Path) -> None:
+    before = set(threading.enumerate())
+    client = Client(model_name=str(tiny_model_path), max_new_tokens=2)
+    await client.create([HELLO])
+    threads = set(threading.enumerate()) - before
+    assert threads
+    del client
+    gc.collect()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
 
 
 # -- Exit --------------------------------------------------------------------------------------

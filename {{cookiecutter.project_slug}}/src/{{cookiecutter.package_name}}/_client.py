@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -104,9 +105,12 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         )
         self._engine: Engine
         if self._config.base_url is None:
-            self._engine = LocalEngine(
+            local = LocalEngine(
                 self._config, self._renderer.model_class, self._tokenizer, type(self).__name__
             )
+            # A client dropped without close() still stops its thread and frees the model.
+            weakref.finalize(self, local.stop)
+            self._engine = local
         else:
             self._engine = RemoteEngine(self._config, self._tokenizer)
         self._tool_calling = ToolCalling(self._tokenizer, self._config, self._loaded_model)

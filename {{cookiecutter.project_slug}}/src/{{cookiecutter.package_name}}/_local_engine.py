@@ -182,13 +182,17 @@ class LocalEngine:
         """Run ``function(*args)`` on the engine thread, between two steps."""
         return await asyncio.wrap_future(self._thread.call(function, *args))
 
+    def stop(self) -> None:
+        """Ask the engine thread to stop after its current step (any thread; does not wait)."""
+        self._closed = True
+        self._scheduler.closing.set()
+        self._thread.stop(ClientClosedError("The client was closed."))
+
     async def close(self) -> None:
         """Stop the engine thread and release the model (see ``_engine.Engine``)."""
         if self._closed:
             return
-        self._closed = True
-        self._scheduler.closing.set()
-        self._thread.stop(ClientClosedError("The client was closed."))
+        self.stop()
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         self.model.cancel()
         self.prefix_cache.clear()
