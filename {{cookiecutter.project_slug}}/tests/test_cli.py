@@ -1,0 +1,88 @@
+"""The command line: the offline demo, and failures as one clear line (or a traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }} import DEFAULT_MODEL_INFO, ModelLoadError
+from {{ cookiecutter.package_name }}.__main__ import main
+
+PACKAGE = main.__module__.removesuffix(".__main__")
+
+
+def test_demo_shows_streaming_token_counts_tools_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "tiny"
+    assert main(["demo", "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out
+    streamed = re.search(r"(\d+) chunks, .* prompt tokens (\d+) \(count_tokens says (\d+)\)", out)
+    assert streamed is not None, out
+    assert int(streamed[1]) > 0
+    assert streamed[2] == streamed[3]
+    call = re.search(r"get_weather\((.*)\) -> '(\w+): sunny for (\d) day\(s\)\.'", out)
+    assert (call is not None) is DEFAULT_MODEL_INFO["function_calling"], out
+    if call is not None:
+        arguments = json.loads(call[1])
+        assert arguments["city"] == call[2] in {"Paris", "Tokyo", "Lima"}
+        assert 1 <= arguments["days"] == int(call[3]) <= 5
+    assert ("3. Structured output" in out) is DEFAULT_MODEL_INFO["structured_output"]
+    assert ("JSON output: not generated" in out) is not DEFAULT_MODEL_INFO["json_output"]
+    if DEFAULT_MODEL_INFO["structured_output"]:
+        assert re.search(r"-> Forecast\(city=", out), out
+    assert f"--model {saved}" in out
+    assert main(["Hello", "--model", str(saved), "--max-new-tokens", "3"]) == 0
+    assert "completion tokens: 3" in capsys.readouterr().err
+
+
+def test_a_missing_directory_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "such-model"
+    assert main(["Hi", "--model", str(missing)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"error: ModelLoadError: The model directory '{missing}' does not exist")
+    assert line.endswith("[--debug shows the traceback]")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        main(["Hi", "--model", str(missing), "--debug"])
+
+
+def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str], tiny_model_path: Path) -> None:
+    assert main(["Hi", "--model", str(tiny_model_path), "--max-new-tokens", "0"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ValidationError: max_new_tokens: Input should be greater than")
+    assert f"(model '{tiny_model_path}')" in line
+
+
+def test_an_unreachable_hub_fails_fast_in_one_line(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "Hi", "--model", "no-such-org/no-such-model"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(
+        "error: ModelLoadError: Cannot reach the HuggingFace hub at http://127.0.0.1:9 "
+        "to get 'no-such-org/no-such-model'"
+    )
+    assert "Traceback" not in done.stderr
+    assert elapsed < 30, f"{elapsed:.0f} s: the hub's retries are not bypassed"
