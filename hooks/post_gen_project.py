@@ -526,7 +526,11 @@ def main(answers: Mapping[str, Any], project: Path, checkout: Path) -> int:
     if rendered_by_cruft(answers):
         print("[verify] skipped: cruft is rendering the template.", file=sys.stderr)
         return 0
-    print(f"[cruft] {link_for_cruft(project, answers, checkout)}")
+    try:
+        linked = link_for_cruft(project, answers, checkout)
+    except Exception as error:  # a convenience: never lose the project over it
+        linked = f"not linked for cruft: {type(error).__name__}: {error}"
+    print(f"[cruft] {linked}")
     reason = verification_wanted(answers, os.environ)
     if reason is not None:
         print(f"[verify] skipped: {reason}.")

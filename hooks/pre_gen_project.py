@@ -77,6 +77,7 @@ RESERVED_CLASS_NAMES = frozenset(
         "JsonOutput",
         "LLMMessage",
         "MalformedToolCallWarning",
+        "ModelLoadError",
         "ModelCapabilities",
         "ModelInfo",
         "PreTrainedModel",

@@ -246,6 +246,21 @@ def test_an_error_during_verification_keeps_the_project(
 
 
 @pytest.mark.usefixtures("main_alone")
+def test_a_failure_to_link_keeps_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: Any) -> str:
+        raise ValueError("bad cookiecutter config")
+
+    monkeypatch.setattr(post, "link_for_cruft", broken)
+    answers = {**GOOD, "verify_generated_project": False}
+    assert post.main(answers, tmp_path, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "[cruft] not linked for cruft: ValueError: bad cookiecutter config" in out
+    assert "[verify] skipped: verify_generated_project is no." in out
+
+
+@pytest.mark.usefixtures("main_alone")
 def test_cruft_renders_are_neither_linked_nor_verified(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

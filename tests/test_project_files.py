@@ -106,3 +106,19 @@ def test_baking_leaves_the_home_directory_alone(
     bake(project_name="Home Check")
     assert list(home.iterdir()) == []
     assert list((cookiecutter_home / "replay").iterdir())  # the replay went to the test folder
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"function_calling": False, "json_output": False, "structured_output": False}],
+    ids=["default", "no-constraints"],
+)
+def test_readme_lists_every_benchmark_and_the_offline_demo(
+    bake: Bake, answers: dict[str, bool]
+) -> None:
+    project = bake(**answers)
+    readme = (project / "README.md").read_text("utf-8")
+    for script in ("bench_client.py", "bench_json.py", "bench_tools.py"):
+        assert (f"`benchmarks/{script}`" in readme) is (project / "benchmarks" / script).is_file()
+    assert "python -m autogen_huggingface_client demo" in readme
+    assert "## Updating your project" in readme

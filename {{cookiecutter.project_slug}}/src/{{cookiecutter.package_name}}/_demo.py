@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field
 from transformers.utils import logging as transformers_logging
 
 from ._client import {{ cookiecutter.client_class_name }} as Client
+from ._errors import CapabilityError
 from ._tiny_models import build_tiny_model
 
 MESSAGES = [UserMessage(content="What is the weather like in Paris?", source="user")]
@@ -82,6 +84,19 @@ async def _json_output(client: Client) -> None:
     print(f"   {result.content!r}\n   -> {parsed!r}")
 
 
+async def _if_generated(
+    client: Client, generated: bool, answer: str, show: Callable[[Client], Awaitable[None]]
+) -> None:
+    """Show one part of the demo, or say why not."""
+    if not generated:
+        print(f"\n({answer}=no: not generated in this project)")
+        return
+    try:
+        await show(client)
+    except CapabilityError as error:  # such as xgrammar not installed
+        print(f"   not shown: {error}")
+
+
 async def run_demo(save: Path | None = None) -> int:
     """Build the tiny model (in ``save``, else a temporary folder) and show the client on it."""
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
@@ -96,14 +111,9 @@ async def run_demo(save: Path | None = None) -> int:
         client = Client(model_name=str(path), max_new_tokens=256, local_files_only=True)
         try:
             await _stream(client)
-            if client.model_info["function_calling"]:
-                await _tool_call(client)
-            else:
-                print("\n2. Tool calling: not generated in this project (function_calling=no).")
-            if client.model_info["json_output"]:
-                await _json_output(client)
-            else:
-                print("\n3. JSON output: not generated in this project (json_output=no).")
+            info = client.model_info
+            await _if_generated(client, info["function_calling"], "function_calling", _tool_call)
+            await _if_generated(client, info["json_output"], "json_output", _json_output)
         finally:
             await client.close()
     if save is not None:
