@@ -373,6 +373,11 @@ def _install(project: Path, env: Mapping[str, str], uv: str | None) -> list[str]
     return [python, "-m", "pip", "install", "--no-input"]  # pip reads its settings itself
 
 
+def _pip_settings(env: Mapping[str, str], uv: str | None) -> dict[str, str]:
+    """pip's settings from the environment, shown in the command that re-runs a pip step."""
+    return {} if uv else {name: env[name] for name in PIP_SOURCES if env.get(name)}
+
+
 def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
     """The command that installs torch, from where ``torch_source`` says."""
     source = torch_source(env)
@@ -389,7 +394,13 @@ def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
             "point PIP_FIND_LINKS or PIP_INDEX_URL (uv: UV_FIND_LINKS, UV_DEFAULT_INDEX) at a "
             "torch wheel, and generate the project again."
         )
-    return Step(f"install torch ({source.description})", command, index=source.index, hint=hint)
+    return Step(
+        f"install torch ({source.description})",
+        command,
+        _pip_settings(env, uv),
+        index=source.index,
+        hint=hint,
+    )
 
 
 def project_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
@@ -398,7 +409,8 @@ def project_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
     uv leaves the project's ``tool.uv.sources`` aside here: torch came from the step before.
     """
     sources = ["--no-sources"] if uv else []
-    return Step("install project", [*_install(project, env, uv), *sources, "-e", ".[dev]"])
+    command = [*_install(project, env, uv), *sources, "-e", ".[dev]"]
+    return Step("install project", command, _pip_settings(env, uv))
 
 
 def check_steps(project: Path) -> list[Step]:

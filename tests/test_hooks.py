@@ -167,7 +167,7 @@ def test_torch_is_the_cpu_build_unless_the_user_says_where_it_comes_from() -> No
 
 
 def test_pip_takes_the_cpu_index_as_an_extra_index_for_torch_only(tmp_path: Path) -> None:
-    torch, project = post.verification_steps(tmp_path, {}, None)[1:3]
+    torch, project = post.verification_steps(tmp_path, {"PIP_CONSTRAINT": ""}, None)[1:3]
     python = str(post.venv_python(tmp_path))
     assert torch.command == [
         python, "-m", "pip", "install", "--no-input", post.TORCH_REQUIREMENT,
@@ -177,6 +177,10 @@ def test_pip_takes_the_cpu_index_as_an_extra_index_for_torch_only(tmp_path: Path
     assert "download.pytorch.org" in torch.hint
     assert project.command == [python, "-m", "pip", "install", "--no-input", "-e", ".[dev]"]
     assert project.index is None
+    given = post.verification_steps(tmp_path, {"PIP_CONSTRAINT": "c.txt", "HOME": "/h"}, None)
+    for step in given[1:3]:  # the command that re-runs the step carries pip's settings
+        assert step.env == {"PIP_CONSTRAINT": "c.txt"}
+        assert "PIP_CONSTRAINT=c.txt " in step.shell(tmp_path)
 
 
 def test_uv_is_handed_pip_settings_and_chooses_torch_by_backend(tmp_path: Path) -> None:
