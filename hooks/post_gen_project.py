@@ -10,9 +10,10 @@ input, and the new environment holds its own copy of everything.
 Where torch comes from (``AUTOGEN_HF_CLIENT_TORCH``): ``cpu`` (the default) takes the CPU build
 from PyTorch's CPU index; another PyTorch index name (``cu128``, ``rocm6.4``, ...) that build; a
 URL that index; ``index`` whatever your package index gives (on Linux, PyPI's CUDA build).
-Without the variable, any pip or uv setting that says where packages come from (an index,
-find-links or a constraint) replaces the default CPU index. An index that does not answer
-within ``PROBE_TIMEOUT_SECONDS`` fails the torch step at once, saying what to do.
+Without the variable, any pip or uv setting that says where torch comes from (an index or a
+constraint) replaces the default CPU index; find-links only add wheels to choose from. An
+index that does not answer within ``PROBE_TIMEOUT_SECONDS`` fails the torch step at once,
+saying what to do.
 
 Cruft renders the template again in temporary folders (``cruft create``, ``diff``, ``update``)
 and puts ``_commit`` in the context: those renders are neither linked nor verified.
@@ -49,24 +50,27 @@ LOG_NAME = "verification.log"
 FAILED_OUTPUT_LINES = 25
 BANNER = "=" * 72
 
-# Settings that say where packages come from: any of them replaces the default CPU index.
-PIP_SOURCES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONSTRAINT")
-UV_SOURCES = (
-    "UV_DEFAULT_INDEX",
-    "UV_INDEX",
-    "UV_INDEX_URL",
-    "UV_EXTRA_INDEX_URL",
-    "UV_FIND_LINKS",
-    "UV_CONSTRAINT",
-    "UV_TORCH_BACKEND",
-)
-# uv does not read pip's environment: these pip settings are handed to it as options.
+# pip's settings, handed to uv as options (uv does not read pip's environment) and shown in
+# the command that re-runs a pip step.
 UV_OPTIONS = {
     "PIP_INDEX_URL": "--index-url",
     "PIP_EXTRA_INDEX_URL": "--extra-index-url",
     "PIP_FIND_LINKS": "--find-links",
     "PIP_CONSTRAINT": "--constraint",
 }
+# Settings that say where torch comes from: any of them replaces the default CPU index. Find-links
+# only add wheels to choose from (the CPU index stays), so they are not among them.
+TORCH_SOURCES = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_CONSTRAINT",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_CONSTRAINT",
+    "UV_TORCH_BACKEND",
+)
 # Context keys that describe this machine, not the project: never recorded.
 MACHINE_KEYS = frozenset({"_output_dir", "_repo_dir", "_checkout"})
 
@@ -299,7 +303,7 @@ def torch_source(env: Mapping[str, str]) -> TorchSource:
     if chosen:
         index = PYTORCH_INDEX + chosen
         return TorchSource(f"{chosen} build from {index}", index, chosen)
-    given = [name for name in (*PIP_SOURCES, *UV_SOURCES) if env.get(name, "").strip()]
+    given = [name for name in TORCH_SOURCES if env.get(name, "").strip()]
     if given:
         return TorchSource(f"from where {', '.join(given)} say")
     index = PYTORCH_INDEX + "cpu"
@@ -375,7 +379,7 @@ def _install(project: Path, env: Mapping[str, str], uv: str | None) -> list[str]
 
 def _pip_settings(env: Mapping[str, str], uv: str | None) -> dict[str, str]:
     """pip's settings from the environment, shown in the command that re-runs a pip step."""
-    return {} if uv else {name: env[name] for name in PIP_SOURCES if env.get(name)}
+    return {} if uv else {name: env[name] for name in UV_OPTIONS if env.get(name)}
 
 
 def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
@@ -389,10 +393,10 @@ def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
     hint = ""
     if source.index:
         hint = (
-            f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE}=index to take "
-            "torch from your package index (on Linux that is the CUDA build, about 3.4 GB), or "
-            "point PIP_FIND_LINKS or PIP_INDEX_URL (uv: UV_FIND_LINKS, UV_DEFAULT_INDEX) at a "
-            "torch wheel, and generate the project again."
+            f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror of "
+            "it (a URL), or to 'index' to take torch from your package index (on Linux that is "
+            "the CUDA build, about 2.7 GB), or say where torch comes from with PIP_INDEX_URL or "
+            "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT); then generate the project again."
         )
     return Step(
         f"install torch ({source.description})",

@@ -153,11 +153,12 @@ def test_torch_is_the_cpu_build_unless_the_user_says_where_it_comes_from() -> No
     default = post.torch_source({})
     assert default.index == "https://download.pytorch.org/whl/cpu"
     assert default.backend == "cpu"
-    for setting in (*post.PIP_SOURCES, *post.UV_SOURCES):
+    for setting in post.TORCH_SOURCES:
         given = post.torch_source({setting: "x"})
         assert given.index is None, setting
         assert given.backend is None, setting
         assert setting in given.description
+    assert post.torch_source({"PIP_FIND_LINKS": "/w", "UV_FIND_LINKS": "/w"}) == default
     cuda = post.torch_source({post.TORCH_VARIABLE: "cu128", "PIP_CONSTRAINT": "c.txt"})
     assert cuda.index == "https://download.pytorch.org/whl/cu128"
     assert cuda.backend == "cu128"

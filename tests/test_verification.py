@@ -65,7 +65,7 @@ def test_an_unreachable_torch_index_fails_fast_saying_what_to_do(
     out = capfd.readouterr().out
     assert "VERIFICATION FAILED at step 'install torch (from http://127.0.0.1:9/whl/cpu)'" in out
     assert "http://127.0.0.1:9/whl/cpu does not answer" in out
-    assert f"set {post.TORCH_VARIABLE}=index" in out
+    assert f"set {post.TORCH_VARIABLE} to a mirror of it (a URL), or to 'index'" in out
 
 
 def test_verification_answer_no_skips_it(
