@@ -7,6 +7,7 @@ these filters, never pasted raw. Cookiecutter loads this module through ``_exten
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from jinja2.ext import Extension
@@ -52,8 +53,18 @@ def single_line(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+def template_directory() -> str:
+    """The absolute path of the folder being rendered from.
+
+    Cookiecutter renders the hooks inside the template's checkout, so there this is the
+    checkout, wherever cookiecutter was started (``_repo_dir`` is relative to that).
+    """
+    return os.getcwd()
+
+
 class PythonStringExtension(Extension):
-    """Adds the ``py``, ``toml``, ``yaml`` and ``single_line`` filters."""
+    """Adds the ``py``, ``toml``, ``yaml`` and ``single_line`` filters and the
+    ``template_directory()`` global."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -61,3 +72,4 @@ class PythonStringExtension(Extension):
         environment.filters["toml"] = quoted_string
         environment.filters["yaml"] = quoted_string
         environment.filters["single_line"] = single_line
+        environment.globals["template_directory"] = template_directory

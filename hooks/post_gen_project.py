@@ -1,13 +1,25 @@
-"""Finish the new project: drop what was answered "no", then verify that it works.
+"""Finish the new project: drop what was answered "no", tidy, link it for cruft, verify it.
 
-Verification creates ``.venv`` in the project (uv when present, else venv and pip), installs
-the project with its development extras, formats it with ruff, and runs its tests, ruff and
-mypy. It never downloads a model, never waits for input, and honours pip's constraint and
-find-links settings from the environment. When the Python that runs cookiecutter already has
-torch, the new environment reuses it instead of downloading it again.
+Verification creates ``.venv`` in the project (uv when it is on ``PATH``, else venv and pip),
+installs torch on its own step (the CPU build unless told otherwise), then the project with its
+development extras, tidies the code with that environment's ruff and runs the tests, ruff and
+mypy. The console shows each step with its time and the outcome; the tools' full output goes
+to ``verification.log`` in the project. Nothing is downloaded but packages, nothing waits for
+input, and the new environment holds its own copy of everything.
+
+Where torch comes from (``AUTOGEN_HF_CLIENT_TORCH``): ``cpu`` (the default) takes the CPU build
+from PyTorch's CPU index; another PyTorch index name (``cu128``, ``rocm6.4``, ...) that build; a
+URL that index; ``index`` whatever your package index gives (on Linux, PyPI's CUDA build).
+Without the variable, any pip or uv setting that says where torch comes from (an index or a
+constraint) replaces the default CPU index; find-links only add wheels to choose from. An
+index that does not answer within ``PROBE_TIMEOUT_SECONDS`` fails the torch step at once,
+saying what to do.
+
+Cruft renders the template again in temporary folders (``cruft create``, ``diff``, ``update``)
+and puts ``_commit`` in the context: those renders are neither linked nor verified.
 
 This hook always exits 0: a failing hook makes cookiecutter delete the project. A failed
-verification is reported instead, with the command to re-run. Set
+verification is reported instead, with the log and the command to re-run. Set
 ``AUTOGEN_HF_CLIENT_SKIP_VERIFY=1`` (or answer no to ``verify_generated_project``) to skip it.
 """
 
@@ -21,16 +33,46 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 SKIP_VARIABLE = "AUTOGEN_HF_CLIENT_SKIP_VERIFY"
-MIN_TORCH = (2, 4)
+TORCH_VARIABLE = "AUTOGEN_HF_CLIENT_TORCH"
+TORCH_REQUIREMENT = "torch>=2.4"  # the generated pyproject's (a template test checks)
+PYTORCH_INDEX = "https://download.pytorch.org/whl/"
+PROBE_TIMEOUT_SECONDS = 10
 STEP_TIMEOUT_SECONDS = 45 * 60
+LOG_NAME = "verification.log"
+FAILED_OUTPUT_LINES = 25
 BANNER = "=" * 72
+
+# pip's settings, handed to uv as options (uv does not read pip's environment) and shown in
+# the command that re-runs a pip step.
+UV_OPTIONS = {
+    "PIP_INDEX_URL": "--index-url",
+    "PIP_EXTRA_INDEX_URL": "--extra-index-url",
+    "PIP_FIND_LINKS": "--find-links",
+    "PIP_CONSTRAINT": "--constraint",
+}
+# Settings that say where torch comes from: any of them replaces the default CPU index. Find-links
+# only add wheels to choose from (the CPU index stays), so they are not among them.
+TORCH_SOURCES = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_CONSTRAINT",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_CONSTRAINT",
+    "UV_TORCH_BACKEND",
+)
+# Context keys that describe this machine, not the project: never recorded.
+MACHINE_KEYS = frozenset({"_output_dir", "_repo_dir", "_checkout"})
 
 # Files that exist only when a capability was answered "yes" ({package} is the package dir).
 OPTIONAL_FILES: dict[str, list[str]] = {
@@ -81,6 +123,10 @@ STAND_INS: dict[str, dict[str, str]] = {
 }
 
 
+# Files that exist only for an open-source license: a proprietary package is not published.
+PUBLISHING_FILES = [".github/workflows/release.yml"]
+
+
 def _package(answers: Mapping[str, Any]) -> str:
     return f"src/{answers['package_name']}"
 
@@ -94,6 +140,8 @@ def unselected_files(answers: Mapping[str, Any]) -> list[str]:
         paths.extend(path.format(package=package) for path in chosen[capability])
         if answers[capability]:
             paths.extend(path.format(package=package) for path in STAND_INS.get(capability, {}))
+    if answers["license"] == "Proprietary":
+        paths.extend(PUBLISHING_FILES)
     return paths
 
 
@@ -109,155 +157,30 @@ def stand_in_moves(answers: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def apply_capability_answers(project: Path, answers: Mapping[str, Any]) -> None:
-    """Delete the files of capabilities not chosen, and move their stand-ins into place."""
+    """Delete the files of capabilities not chosen (and of publishing, for a proprietary
+    license), and move the stand-ins into place."""
     for relative in unselected_files(answers):
         (project / relative).unlink(missing_ok=True)
     for source, target in stand_in_moves(answers):
         (project / source).replace(project / target)
 
 
-@dataclass
-class Step:
-    """One verification command."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-
-    def shell(self, project: Path) -> str:
-        """The command as a user would type it to re-run this step."""
-        assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
-        return f"cd {shlex.quote(str(project))} && " + " ".join(
-            [*assignments, *(shlex.quote(part) for part in self.command)]
-        )
+# -- Tidying ---------------------------------------------------------------------------------
 
 
-@dataclass
-class TorchInstall:
-    """A torch already installed for the Python running this hook."""
-
-    version: str
-    site_packages: Path
-    top_level: list[str]
-
-
-def installed_torch() -> TorchInstall | None:
-    """The torch next to this Python, if it is recent enough for the generated project."""
-    try:
-        distribution = metadata.distribution("torch")
-    except metadata.PackageNotFoundError:
-        return None
-    version = distribution.version
-    try:
-        major, minor = (int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return None
-    if (major, minor) < MIN_TORCH:
-        return None
-    top_level = sorted(
-        {
-            Path(str(file)).parts[0]
-            for file in distribution.files or []
-            if not str(file).startswith("..") and Path(str(file)).parts
-        }
-    )
-    if "torch" not in top_level:  # no file record (some conda or distro builds): cannot link
-        return None
-    return TorchInstall(version, Path(str(distribution.locate_file(""))), top_level)
-
-
-def venv_python(project: Path) -> Path:
-    """The interpreter of the project's ``.venv``."""
-    if os.name == "nt":
-        return project / ".venv" / "Scripts" / "python.exe"
-    return project / ".venv" / "bin" / "python"
-
-
-def share_torch(project: Path, torch: TorchInstall) -> bool:
-    """Make the new environment see the installed torch through links and a ``.pth`` file.
-
-    Only torch's own files are linked, so nothing else leaks from the outer environment.
-    Returns False (and changes nothing that matters) where links cannot be made.
-    """
-    links = project / ".venv" / "shared-torch"
-    try:
-        links.mkdir(parents=True, exist_ok=True)
-        for name in torch.top_level:
-            target = links / name
-            if not target.exists():
-                target.symlink_to(
-                    torch.site_packages / name,
-                    target_is_directory=(torch.site_packages / name).is_dir(),
-                )
-    except OSError:
-        shutil.rmtree(links, ignore_errors=True)
-        return False
-    purelib = subprocess.run(
-        [
-            str(venv_python(project)),
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    ).stdout.strip()
-    Path(purelib, "_shared_torch.pth").write_text(f"{links}\n", encoding="utf-8")
-    return True
-
-
-def _split_setting(value: str | None) -> list[str]:
-    return value.split() if value else []
-
-
-def create_step(uv: str | None) -> Step:
-    """The command that creates ``.venv`` with the Python running this hook."""
-    if uv:
-        return Step("create environment (uv)", [uv, "venv", "--python", sys.executable, ".venv"])
-    return Step("create environment (venv)", [sys.executable, "-m", "venv", ".venv"])
-
-
-def install_step(
-    project: Path, env: Mapping[str, str], uv: str | None, torch: TorchInstall | None
-) -> Step:
-    """The command that installs the project with its development extras.
-
-    pip reads ``PIP_CONSTRAINT`` and ``PIP_FIND_LINKS`` itself; uv is handed them as options.
-    A shared torch is pinned by a constraint so that pip never replaces it.
-    """
-    python = str(venv_python(project))
-    constraints = _split_setting(env.get("PIP_CONSTRAINT"))
-    if uv:
-        command = [uv, "pip", "install", "--python", python, "-e", ".[dev]"]
-        for link in _split_setting(env.get("PIP_FIND_LINKS")):
-            command += ["--find-links", link]
-    else:
-        command = [python, "-m", "pip", "install", "--no-input", "-e", ".[dev]"]
-    if torch is not None:
-        constraints.append(str(torch_constraint_file(project)))
-    for constraint in constraints:
-        command += ["--constraint", constraint]
-    return Step("install project", command)
-
-
-def torch_constraint_file(project: Path) -> Path:
-    """Where the pin of a shared torch is written."""
-    return project / ".venv" / "torch-constraint.txt"
-
-
-def tidy_steps(ruff: list[str]) -> list[Step]:
-    """Sort imports and format the code, with the ``ruff`` command given.
+def tidy_commands(ruff: list[str]) -> list[tuple[str, list[str]]]:
+    """(name, command) that sort imports and format the code with the ``ruff`` command given.
 
     Names chosen in the answers change line lengths and import order, so the generated code
-    is tidied once after rendering.
+    is tidied after rendering. Cruft's renders are tidied the same way, so with the same ruff
+    (the project's own, when cruft runs from the project's environment) they match.
     """
     return [
-        Step(
+        (
             "tidy (ruff import sorting)",
-            [*ruff, "check", "--fix", "--quiet", "--select", "I,RUF022", "."],
+            [*ruff, "check", "--fix", "--quiet", "--no-cache", "--select", "I,RUF022", "."],
         ),
-        Step("tidy (ruff format)", [*ruff, "format", "--quiet", "."]),
+        ("tidy (ruff format)", [*ruff, "format", "--quiet", "--no-cache", "."]),
     ]
 
 
@@ -269,13 +192,237 @@ def available_ruff() -> list[str] | None:
     return [found] if found else None
 
 
-def check_steps(project: Path, *, tidy: bool) -> list[Step]:
-    """The commands that test and lint the installed project (tidying it first if asked)."""
+def tidy(project: Path) -> bool:
+    """Tidy the code with an available ruff; False (said on stderr) when it could not."""
+    ruff = available_ruff()
+    if ruff is None:
+        print("[tidy] ruff not found: the code is left as rendered.", file=sys.stderr)
+        return False
+    for name, command in tidy_commands(ruff):
+        done = subprocess.run(
+            command, cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        if done.returncode != 0:
+            print(f"[tidy] {name} failed:\n{done.stdout}{done.stderr}", file=sys.stderr)
+            return False
+    return True
+
+
+# -- Linking for cruft -----------------------------------------------------------------------
+
+
+def rendered_by_cruft(answers: Mapping[str, Any]) -> bool:
+    """Whether cruft is rendering (it adds ``_commit``; cookiecutter never does)."""
+    return "_commit" in answers
+
+
+def _git(checkout: Path, *arguments: str) -> str | None:
+    """Output of a git command in ``checkout``, or None when it fails (or git is missing)."""
+    try:
+        done = subprocess.run(
+            ["git", *arguments],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def template_source(template: str, checkout: Path) -> str:
+    """The template as cruft clones it: its repository URL (abbreviations such as ``gh:``
+    expanded), or for a local template the top folder of its git checkout."""
+    from cookiecutter.config import get_user_config
+    from cookiecutter.repository import expand_abbreviations, is_repo_url
+
+    expanded = expand_abbreviations(template, get_user_config()["abbreviations"])
+    if is_repo_url(expanded):
+        return expanded
+    return _git(checkout, "rev-parse", "--show-toplevel") or str(checkout)
+
+
+def cruft_state(answers: Mapping[str, Any], checkout: Path) -> dict[str, Any] | None:
+    """What ``cruft create`` would record for this bake, or None when the template is not a
+    git checkout (cruft needs one)."""
+    commit = _git(checkout, "rev-parse", "HEAD")
+    if commit is None:
+        return None
+    template = template_source(str(answers.get("_template", checkout)), checkout)
+    context = {key: value for key, value in answers.items() if key not in MACHINE_KEYS}
+    context.update(_template=template, _commit=commit)
+    return {
+        "template": template,
+        "commit": commit,
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": context},
+        "directory": (_git(checkout, "rev-parse", "--show-prefix") or "").rstrip("/") or None,
+    }
+
+
+def link_for_cruft(project: Path, answers: Mapping[str, Any], checkout: Path) -> str:
+    """Write ``.cruft.json`` (as ``cruft create`` does); return a line saying what was done."""
+    state = cruft_state(answers, checkout)
+    if state is None:
+        return (
+            f"not linked for cruft: the template at {checkout} is not a git checkout; "
+            "link later with `cruft link <template git URL>`"
+        )
+    text = json.dumps(state, ensure_ascii=False, indent=2, separators=(",", ": "))
+    (project / ".cruft.json").write_text(text + "\n", encoding="utf-8")
+    line = f"linked for cruft updates: {state['template']} at {state['commit'][:12]}"
+    if _git(checkout, "status", "--porcelain", "--untracked-files=no"):
+        line += " (the template has uncommitted changes: `cruft diff` will show them)"
+    return line
+
+
+# -- Verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TorchSource:
+    """Where verification takes torch from."""
+
+    description: str
+    index: str | None = None
+    """A package index added for torch (pip: an extra index; uv: ``--index``)."""
+    backend: str | None = None
+    """A PyTorch index name for uv's ``--torch-backend``."""
+
+
+def torch_source(env: Mapping[str, str]) -> TorchSource:
+    """The torch build that verification installs, by ``AUTOGEN_HF_CLIENT_TORCH`` and the
+    user's own package settings."""
+    chosen = env.get(TORCH_VARIABLE, "").strip()
+    if chosen == "index":
+        return TorchSource("as your package index gives it")
+    if "://" in chosen:
+        return TorchSource(f"from {chosen}", index=chosen)
+    if chosen:
+        index = PYTORCH_INDEX + chosen
+        return TorchSource(f"{chosen} build from {index}", index, chosen)
+    given = [name for name in TORCH_SOURCES if env.get(name, "").strip()]
+    if given:
+        return TorchSource(f"from where {', '.join(given)} say")
+    index = PYTORCH_INDEX + "cpu"
+    return TorchSource(f"CPU build from {index}", index, "cpu")
+
+
+def unreachable(index: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> str | None:
+    """Why the package index ``index`` does not answer within ``timeout`` s, or None."""
+    if not index.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(index.rstrip("/") + "/torch/", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered: pip or uv report what it said
+    except (OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))
+
+
+@dataclass
+class Step:
+    """One verification command."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    index: str | None = None
+    """A package index that must answer before the command runs."""
+    hint: str = ""
+    """What to do when the step fails."""
+
+    def shell(self, project: Path) -> str:
+        """The command as a user would type it to re-run this step."""
+        assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
+        return f"cd {shlex.quote(str(project))} && " + " ".join(
+            [*assignments, *(shlex.quote(part) for part in self.command)]
+        )
+
+
+def venv_python(project: Path) -> Path:
+    """The interpreter of the project's ``.venv``."""
+    if os.name == "nt":
+        return project / ".venv" / "Scripts" / "python.exe"
+    return project / ".venv" / "bin" / "python"
+
+
+def _split_setting(value: str | None) -> list[str]:
+    return value.split() if value else []
+
+
+def uv_options(env: Mapping[str, str]) -> list[str]:
+    """pip's settings from the environment, as uv options."""
+    options: list[str] = []
+    for variable, option in UV_OPTIONS.items():
+        for value in _split_setting(env.get(variable)):
+            options += [option, value]
+    return options
+
+
+def create_step(uv: str | None) -> Step:
+    """The command that creates ``.venv`` with the Python running this hook."""
+    if uv:
+        return Step("create environment (uv)", [uv, "venv", "--python", sys.executable, ".venv"])
+    return Step("create environment (venv)", [sys.executable, "-m", "venv", ".venv"])
+
+
+def _install(project: Path, env: Mapping[str, str], uv: str | None) -> list[str]:
+    python = str(venv_python(project))
+    if uv:
+        return [uv, "pip", "install", "--python", python, *uv_options(env)]
+    return [python, "-m", "pip", "install", "--no-input"]  # pip reads its settings itself
+
+
+def _pip_settings(env: Mapping[str, str], uv: str | None) -> dict[str, str]:
+    """pip's settings from the environment, shown in the command that re-runs a pip step."""
+    return {} if uv else {name: env[name] for name in UV_OPTIONS if env.get(name)}
+
+
+def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
+    """The command that installs torch, from where ``torch_source`` says."""
+    source = torch_source(env)
+    command = [*_install(project, env, uv), TORCH_REQUIREMENT]
+    if uv and source.backend:
+        command += ["--torch-backend", source.backend]
+    elif source.index:
+        command += ["--index" if uv else "--extra-index-url", source.index]
+    hint = ""
+    if source.index:
+        hint = (
+            f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror of "
+            "it (a URL), or to 'index' to take torch from your package index (on Linux that is "
+            "the CUDA build, about 2.7 GB), or say where torch comes from with PIP_INDEX_URL or "
+            "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT); then generate the project again."
+        )
+    return Step(
+        f"install torch ({source.description})",
+        command,
+        _pip_settings(env, uv),
+        index=source.index,
+        hint=hint,
+    )
+
+
+def project_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
+    """The command that installs the project with its development extras (torch is in).
+
+    uv leaves the project's ``tool.uv.sources`` aside here: torch came from the step before.
+    """
+    sources = ["--no-sources"] if uv else []
+    command = [*_install(project, env, uv), *sources, "-e", ".[dev]"]
+    return Step("install project", command, _pip_settings(env, uv))
+
+
+def check_steps(project: Path) -> list[Step]:
+    """Tidy with the environment's ruff, then test and lint the installed project."""
     python = str(venv_python(project))
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RUN_HUB_TESTS": "0"}
-    steps = tidy_steps([python, "-m", "ruff"]) if tidy else []
     return [
-        *steps,
+        *(Step(name, command) for name, command in tidy_commands([python, "-m", "ruff"])),
         Step("tests (pytest)", [python, "-m", "pytest", "-q"], offline),
         Step("lint (ruff check)", [python, "-m", "ruff", "check", "."]),
         Step("format (ruff format --check)", [python, "-m", "ruff", "format", "--check", "."]),
@@ -283,82 +430,94 @@ def check_steps(project: Path, *, tidy: bool) -> list[Step]:
     ]
 
 
-Runner = Callable[[Step, Path], int]
+def verification_steps(project: Path, env: Mapping[str, str], uv: str | None) -> list[Step]:
+    """Every verification step, in order."""
+    return [
+        create_step(uv),
+        torch_step(project, env, uv),
+        project_step(project, env, uv),
+        *check_steps(project),
+    ]
 
 
-def run_step(step: Step, project: Path) -> int:
-    """Run one step in the project, output shown, input closed, with a time limit."""
+Runner = Callable[[Step, Path, Path], int]
+
+
+def run_step(step: Step, project: Path, log: Path) -> int:
+    """Run one step in the project, its output appended to ``log``, input closed, timed out."""
     env = {**os.environ, "PIP_NO_INPUT": "1", **step.env}
-    try:
-        return subprocess.run(
-            step.command,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            timeout=STEP_TIMEOUT_SECONDS,
-        ).returncode
-    except subprocess.TimeoutExpired:
-        print(f"[verify] {step.name}: timed out after {STEP_TIMEOUT_SECONDS} s", flush=True)
-        return 124
-    except OSError as error:
-        print(f"[verify] {step.name}: {error}", flush=True)
-        return 127
+    with log.open("a", encoding="utf-8") as output:
+        output.write(f"\n$ {step.shell(project)}\n")
+        output.flush()
+        if step.index and (problem := unreachable(step.index)):
+            output.write(f"{step.index} does not answer: {problem}\n")
+            return 1
+        try:
+            return subprocess.run(
+                step.command,
+                cwd=project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=STEP_TIMEOUT_SECONDS,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            output.write(f"timed out after {STEP_TIMEOUT_SECONDS} s\n")
+            return 124
+        except OSError as error:
+            output.write(f"{error}\n")
+            return 127
 
 
-def run_steps(steps: Sequence[Step], project: Path, runner: Runner = run_step) -> Step | None:
+def _tail(log: Path, start: int) -> list[str]:
+    """The last lines that ``log`` gained after byte ``start``."""
+    with log.open("rb") as text:
+        text.seek(start)
+        lines = text.read().decode("utf-8", "replace").splitlines()
+    return lines[-FAILED_OUTPUT_LINES:]
+
+
+def run_steps(
+    steps: Sequence[Step], project: Path, log: Path, runner: Runner = run_step
+) -> Step | None:
     """Run the steps in order, printing each with its time; return the one that failed."""
     for step in steps:
-        print(f"[verify] {step.name} ...", flush=True)
+        print(f"[verify] {step.name} ...", end="", flush=True)
+        start = log.stat().st_size
         started = time.monotonic()
-        code = runner(step, project)
+        code = runner(step, project, log)
         elapsed = time.monotonic() - started
         if code != 0:
-            print(f"[verify] {step.name}: FAILED (exit code {code}, {elapsed:.1f} s)", flush=True)
+            print(f" FAILED (exit code {code}, {elapsed:.1f} s); its last output:", flush=True)
+            for line in _tail(log, start):
+                print(f"    {line}")
             return step
-        print(f"[verify] {step.name}: ok ({elapsed:.1f} s)", flush=True)
+        print(f" ok ({elapsed:.1f} s)", flush=True)
     return None
 
 
 def verify(
-    project: Path,
-    env: Mapping[str, str],
-    runner: Runner = run_step,
-    uv: str | None = None,
-    torch: TorchInstall | None = None,
+    project: Path, env: Mapping[str, str], runner: Runner = run_step, uv: str | None = None
 ) -> bool:
-    """Create the environment, install, test and lint; report the outcome. True when all passed.
-
-    With ``torch`` (an install to reuse), the environment is made with venv and pip, which see
-    the linked torch; uv is used only when there is no torch to reuse.
-    """
+    """Create the environment, install, test and lint; report the outcome. True when all passed."""
+    log = project / LOG_NAME
+    log.write_text("", encoding="utf-8")
     started = time.monotonic()
-    uv = None if torch is not None else uv
-    print(f"[verify] verifying the new project in {project / '.venv'}", flush=True)
-    failed = run_steps([create_step(uv)], project, runner)
-    if failed is None and torch is not None:
-        if share_torch(project, torch):
-            torch_constraint_file(project).write_text(f"torch=={torch.version}\n", encoding="utf-8")
-            print(f"[verify] reusing torch {torch.version} from {torch.site_packages}", flush=True)
-        else:
-            print(
-                "[verify] cannot link the installed torch here: pip will install torch", flush=True
-            )
-            torch = None
-    if failed is None:
-        # Tidied again with the environment's ruff: the format check must agree with it.
-        steps = [install_step(project, env, uv, torch), *check_steps(project, tidy=True)]
-        failed = run_steps(steps, project, runner)
+    print(f"[verify] verifying {project} in .venv; full output in {log}", flush=True)
+    failed = run_steps(verification_steps(project, env, uv), project, log, runner)
     elapsed = time.monotonic() - started
     print(BANNER, flush=True)
     if failed is None:
-        print(
-            f"VERIFIED: {project.name} installs; its tests, ruff and mypy pass ({elapsed:.1f} s)."
-        )
+        print(f"VERIFIED: {project.name} installs; its tests, ruff and mypy pass ({elapsed:.0f} s)")
         print(f"Its environment: {venv_python(project).parent}")
     else:
-        print(f"VERIFICATION FAILED at step '{failed.name}' after {elapsed:.1f} s.")
+        print(f"VERIFICATION FAILED at step '{failed.name}' after {elapsed:.0f} s.")
+        if failed.hint:
+            print(failed.hint)
         print(f"The project was generated and kept at: {project}")
-        print("Fix the problem, then re-run the failed step with:")
+        print(f"Full output of every step: {log}")
+        print("Re-run the failed step with:")
         print(f"  {failed.shell(project)}")
     print(BANNER, flush=True)
     return failed is None
@@ -377,37 +536,23 @@ def verification_wanted(answers: Mapping[str, Any], env: Mapping[str, str]) -> s
     return None
 
 
-def record_answers(project: Path, answers: Mapping[str, Any]) -> None:
-    """Write the answers to ``.cookiecutter.json``, so the project can be updated later.
-
-    Keys that describe this machine rather than the project (output and checkout paths) are
-    left out; ``_template`` stays, so ``cruft`` or ``cookiecutter --replay-file`` find it.
-    """
-    machine_specific = {"_output_dir", "_repo_dir", "_checkout"}
-    recorded = {key: value for key, value in answers.items() if key not in machine_specific}
-    text = json.dumps(recorded, indent=2, sort_keys=True, ensure_ascii=False)
-    (project / ".cookiecutter.json").write_text(text + "\n", encoding="utf-8")
-
-
-def tidy(project: Path, runner: Runner = run_step) -> bool:
-    """Tidy the code with an available ruff; False when there is none or it failed."""
-    ruff = available_ruff()
-    if ruff is None:
-        print("[tidy] ruff not found: the code is left as rendered (verification tidies it).")
-        return False
-    return all(runner(step, project) == 0 for step in tidy_steps(ruff))
-
-
-def main(answers: Mapping[str, Any], project: Path) -> int:
+def main(answers: Mapping[str, Any], project: Path, checkout: Path) -> int:
     apply_capability_answers(project, answers)
-    record_answers(project, answers)
     tidy(project)
+    if rendered_by_cruft(answers):
+        print("[verify] skipped: cruft is rendering the template.", file=sys.stderr)
+        return 0
+    try:
+        linked = link_for_cruft(project, answers, checkout)
+    except Exception as error:  # a convenience: never lose the project over it
+        linked = f"not linked for cruft: {type(error).__name__}: {error}"
+    print(f"[cruft] {linked}")
     reason = verification_wanted(answers, os.environ)
     if reason is not None:
         print(f"[verify] skipped: {reason}.")
         return 0
     try:
-        verify(project, os.environ, uv=shutil.which("uv"), torch=installed_torch())
+        verify(project, os.environ, uv=shutil.which("uv"))
     except Exception as error:  # a failing hook would make cookiecutter delete the project
         print(BANNER)
         print(f"VERIFICATION FAILED: {type(error).__name__}: {error}")
@@ -417,4 +562,12 @@ def main(answers: Mapping[str, Any], project: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads({{cookiecutter | jsonify | tojson}}), Path.cwd()))
+    # Cookiecutter renders this file inside the template's checkout: template_directory() is
+    # that folder's absolute path (``_repo_dir`` may be relative to where cookiecutter started).
+    sys.exit(
+        main(
+            json.loads({{cookiecutter | jsonify | tojson}}),
+            Path.cwd(),
+            Path({{template_directory() | tojson}}),
+        )
+    )

@@ -87,6 +87,7 @@ RESERVED_CLASS_NAMES = frozenset(
         "LocalEngine",
         "MalformedToolCallWarning",
         "Mapping",
+        "ModelLoadError",
         "ModelCapabilities",
         "ModelInfo",
         "PreTrainedModel",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,6 +22,31 @@ CONSTRAINTS = TEMPLATE / "constraints.txt"
 FLAGS = ("vision", "function_calling", "json_output", "structured_output")
 
 Bake = Callable[..., Path]
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import a hook file as a module (its Jinja line only runs under ``__main__``)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cookiecutter_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Cookiecutter's config, replay files and clones in a temporary folder, never in ``~``."""
+    home = tmp_path_factory.mktemp("cookiecutter-home")
+    config = home / "config.yaml"
+    settings = {"replay_dir": str(home / "replay"), "cookiecutters_dir": str(home / "clones")}
+    config.write_text(json.dumps(settings), encoding="utf-8")  # JSON is YAML
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COOKIECUTTER_CONFIG", str(config))
+        yield home
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +89,20 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
     return result
 
 
+def git_commit(repository: Path, message: str) -> str:
+    """Commit everything in ``repository`` (a git repository from then on); return the commit."""
+    git = ["git", "-c", "user.name=Tests", "-c", "user.email=tests@example.com"]
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["commit", "-q", "--no-gpg-sign", "-m", message],
+    ):
+        subprocess.run([*git, *command], cwd=repository, check=True, capture_output=True)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repository, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def check_baked_project(project: Path, mypy_cache: Path) -> str:
     """Run the baked project's tests, ruff and mypy on its sources; return pytest's output."""
     source = {"PYTHONPATH": str(project / "src"), "MYPYPATH": str(project / "src")}
@@ -73,9 +114,10 @@ def check_baked_project(project: Path, mypy_cache: Path) -> str:
 
 
 def answers_of(project: Path) -> dict[str, Any]:
-    """The answers recorded in the baked project."""
-    recorded: dict[str, Any] = json.loads((project / ".cookiecutter.json").read_text("utf-8"))
-    return recorded
+    """The answers recorded in the baked project (for cruft, in ``.cruft.json``)."""
+    state = json.loads((project / ".cruft.json").read_text("utf-8"))
+    answers: dict[str, Any] = state["context"]["cookiecutter"]
+    return answers
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FLAGS, Bake, answers_of, check_baked_project, is_stand_in
+from conftest import FLAGS, Bake, answers_of, check_baked_project, is_stand_in, load_hook
+
+post = load_hook("post_gen_project")
 
 DEFAULT_PACKAGE = "autogen_huggingface_client"
 
@@ -30,14 +32,29 @@ def test_defaults_bake_a_complete_project(bake: Bake) -> None:
         "README.md",
         "LICENSE",
         ".gitignore",
-        ".cookiecutter.json",
+        ".cruft.json",
+        ".pre-commit-config.yaml",
+        ".github/dependabot.yml",
         ".github/workflows/ci.yml",
+        ".github/workflows/release.yml",
         "tests/conftest.py",
         "tests/tiny_models.py",
+        "benchmarks/_report.py",
         "benchmarks/bench_client.py",
+        "benchmarks/bench_json.py",
+        "benchmarks/bench_tools.py",
     ]:
         assert (project / relative).is_file(), relative
-    for module in ["__init__.py", "__main__.py", "_client.py", "_config.py", "py.typed"]:
+    for module in [
+        "__init__.py",
+        "__main__.py",
+        "_client.py",
+        "_config.py",
+        "_demo.py",
+        "_tiny_models.py",
+        "tiny_model_chat_template.jinja",
+        "py.typed",
+    ]:
         assert (package / module).is_file(), module
     pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["name"] == "autogen-huggingface-client"
@@ -45,11 +62,15 @@ def test_defaults_bake_a_complete_project(bake: Bake) -> None:
         f"src/{DEFAULT_PACKAGE}"
     ]
     assert not any("torch==" in dep for dep in pyproject["project"]["dependencies"])
+    assert (
+        post.TORCH_REQUIREMENT in pyproject["project"]["dependencies"]
+    )  # what verification installs
     assert "{{" not in (project / "README.md").read_text("utf-8")
     for path in python_files(project):
         ast.parse(path.read_text("utf-8"), str(path))
     assert answers_of(project)["model_name"] == "Qwen/Qwen3-0.6B"
     assert "_output_dir" not in answers_of(project)
+    assert not (project / ".ruff_cache").exists()
 
 
 def test_default_model_is_a_tool_calling_instruct_model(bake: Bake) -> None:

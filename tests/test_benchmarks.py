@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,13 @@ def _bench(project: Path, script: str, *arguments: str) -> tuple[str, Any]:
     return printed, json.loads(results.read_text("utf-8"))
 
 
+def _targets_reported(printed: str, verdicts: dict[str, str]) -> None:
+    """Each target is printed with PASS or MISS, its value and bound, as the JSON says."""
+    lines = re.findall(r"^ +(PASS|MISS)  (.+?): .+ \(target [<>]=? .+\)$", printed, re.MULTILINE)
+    assert lines, printed
+    assert dict((name, verdict) for verdict, name in lines) == verdicts
+
+
 def test_client_benchmark_compares_create_with_bare_generate(baked: Path, tiny_model: Path) -> None:
     printed, results = _bench(
         baked, "bench_client", "--model", str(tiny_model), "--new-tokens", "4", "--repeats", "2"
@@ -61,6 +69,8 @@ def test_client_benchmark_compares_create_with_bare_generate(baked: Path, tiny_m
     assert result["worst_event_loop_stall_ms"] >= result["p99_event_loop_stall_ms"] >= 0
     assert result["client_loaded_peak_mb"] > 0
     assert result["bare_loaded_peak_mb"] > 0
+    _targets_reported(printed, result["targets"])
+    assert "create() vs bare generate" in result["targets"]
 
 
 def test_json_benchmark_measures_grammar_work(baked: Path, tiny_model: Path) -> None:
@@ -72,14 +82,20 @@ def test_json_benchmark_measures_grammar_work(baked: Path, tiny_model: Path) -> 
     assert result["plain_tokens_per_s"] > 0
     assert 0 <= result["grammar_share"] < 1
     assert result["cities_compile_cached_s"] < result["cities_compile_first_s"]
+    _targets_reported(printed, result["targets"])
 
 
-def test_tools_benchmark_forces_calls(baked: Path, tiny_model: Path) -> None:
-    printed, result = _bench(baked, "bench_tools", "--model", str(tiny_model), "--repeats", "1")
+def test_tools_benchmark_forces_calls_even_on_a_small_budget(baked: Path, tiny_model: Path) -> None:
+    printed, result = _bench(
+        baked, "bench_tools", "--model", str(tiny_model), "--repeats", "1", "--max-new-tokens", "8"
+    )
     assert "forced_vs_free" in printed
-    assert result["forced_call_tokens"] > 0
+    assert result["forced_call_tokens"] == 8
+    assert result["forced_calls_cut_off"] == 1
     assert result["compile_cached_s"] < result["compile_first_s"]
+    assert re.search(r"^compile_first +\d+\.\d+ ms$", printed, re.MULTILINE), printed
     assert result["forced_tokens_per_s"] > 0
+    _targets_reported(printed, result["targets"])
 
 
 def test_engine_benchmark_compares_workloads_with_their_baselines(
@@ -93,8 +109,8 @@ def test_engine_benchmark_compares_workloads_with_their_baselines(
         "conversation_vs_reuse_limit",
     ):
         assert result[ratio] > 0
-    assert set(result["targets"].values()) <= {"PASS", "MISS"}
     assert len(result["targets"]) == 3
+    _targets_reported(printed, result["targets"])
     tokens = result["conversation_prompt_tokens"]
     assert tokens == sorted(tokens)
     assert tokens[0] >= 1000

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
+import re
 import sys
+import time
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 import local_extensions
-from conftest import TEMPLATE
-
-
-def load_hook(name: str) -> ModuleType:
-    """Import a hook file as a module (its Jinja line only runs under ``__main__``)."""
-    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import git_commit, load_hook
 
 pre = load_hook("pre_gen_project")
 post = load_hook("post_gen_project")
@@ -102,13 +90,6 @@ def test_stand_ins_take_the_place_of_unchosen_modules(tmp_path: Path) -> None:
     assert not (package / "_no_vision.py").exists()
 
 
-def test_recorded_answers_leave_out_machine_paths(tmp_path: Path) -> None:
-    post.record_answers(tmp_path, {**GOOD, "_output_dir": "/home/me", "_template": "gh:org/t"})
-    recorded = (tmp_path / ".cookiecutter.json").read_text("utf-8")
-    assert "/home/me" not in recorded
-    assert '"_template": "gh:org/t"' in recorded
-
-
 def test_verification_can_be_turned_off() -> None:
     assert post.verification_wanted(GOOD, {}) is None
     assert post.verification_wanted({**GOOD, "verify_generated_project": False}, {})
@@ -116,63 +97,16 @@ def test_verification_can_be_turned_off() -> None:
     assert post.verification_wanted(GOOD, {post.SKIP_VARIABLE: "0"}) is None
 
 
-def test_pip_install_honours_constraints_and_pins_a_shared_torch(tmp_path: Path) -> None:
-    torch = post.TorchInstall("2.13.0+cpu", tmp_path, ["torch"])
-    step = post.install_step(tmp_path, {"PIP_CONSTRAINT": "a.txt b.txt"}, None, torch)
-    assert step.command[1:5] == ["-m", "pip", "install", "--no-input"]
-    constraints = [
-        step.command[i + 1] for i, part in enumerate(step.command) if part == "--constraint"
-    ]
-    assert constraints == ["a.txt", "b.txt", str(post.torch_constraint_file(tmp_path))]
-
-
-def test_uv_install_is_handed_pip_settings(tmp_path: Path) -> None:
-    step = post.install_step(
-        tmp_path, {"PIP_CONSTRAINT": "c.txt", "PIP_FIND_LINKS": "/opt/wheels"}, "/bin/uv", None
-    )
-    assert step.command[:3] == ["/bin/uv", "pip", "install"]
-    assert step.command[step.command.index("--find-links") + 1] == "/opt/wheels"
-    assert step.command[step.command.index("--constraint") + 1] == "c.txt"
-    assert post.create_step("/bin/uv").command[:2] == ["/bin/uv", "venv"]
-    assert post.create_step(None).command[1:3] == ["-m", "venv"]
-
-
-def test_installed_torch_is_found_with_its_files() -> None:
-    torch = post.installed_torch()
-    assert torch is not None
-    assert "torch" in torch.top_level
-    assert (torch.site_packages / "torch" / "__init__.py").is_file()
-
-
-def test_shared_torch_is_visible_in_the_new_environment(tmp_path: Path) -> None:
-    torch = post.installed_torch()
-    assert torch is not None
-    assert post.run_step(post.create_step(None), tmp_path) == 0
-    assert post.share_torch(tmp_path, torch)
-    python = post.venv_python(tmp_path)
-    import subprocess
-
-    found = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('torch'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert found == torch.version
-    leaked = subprocess.run(
-        [str(python), "-c", "import cookiecutter"], capture_output=True, text=True
-    )
-    assert leaked.returncode != 0, "only torch may be shared, not the rest of the environment"
-
-
-def test_failed_step_stops_the_run_and_keeps_the_project(
+def test_failed_step_stops_the_run_keeps_the_project_and_points_at_the_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "keep.txt").write_text("kept")
     seen: list[str] = []
 
-    def runner(step: Any, project: Path) -> int:
+    def runner(step: Any, project: Path, log: Path) -> int:
         seen.append(step.name)
+        with log.open("a") as output:
+            output.write(f"output of {step.name}\n")
         return 1 if step.name.startswith("tests") else 0
 
     assert post.verify(tmp_path, {}, runner=runner) is False
@@ -180,25 +114,101 @@ def test_failed_step_stops_the_run_and_keeps_the_project(
     assert seen[-1].startswith("tests")
     assert not any(name.startswith("lint") for name in seen)
     assert "VERIFICATION FAILED at step 'tests (pytest)'" in out
+    assert "    output of tests (pytest)" in out  # the failed step's own output, not earlier ones
+    assert "    output of install project" not in out
+    assert f"Full output of every step: {tmp_path / post.LOG_NAME}" in out
     assert f"cd {tmp_path} && " in out
     assert "-m pytest -q" in out
     assert (tmp_path / "keep.txt").read_text() == "kept"
 
 
-def test_successful_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert post.verify(tmp_path, {}, runner=lambda step, project: 0) is True
+def test_successful_run_says_so_one_line_per_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert post.verify(tmp_path, {}, runner=lambda step, project, log: 0) is True
     out = capsys.readouterr().out
     assert "VERIFIED" in out
-    assert "install project: ok" in out
+    assert re.search(r"^\[verify\] install project \.\.\. ok \(\d+\.\d s\)$", out, re.MULTILINE)
+    assert len(out.splitlines()) == len(post.verification_steps(tmp_path, {}, None)) + 5
 
 
-def test_step_that_cannot_start_is_a_failure(tmp_path: Path) -> None:
-    assert post.run_step(post.Step("missing", ["/no/such/program"]), tmp_path) == 127
+def test_steps_write_their_output_to_the_log_not_the_console(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "log"
+    log.write_text("")
+    step = post.Step("talk", [sys.executable, "-c", "import sys; print('out'); sys.exit('err')"])
+    assert post.run_step(step, tmp_path, log) == 1
+    assert capfd.readouterr().out == ""
+    assert log.read_text().splitlines()[-2:] == ["out", "err"]
+    assert post.run_step(post.Step("missing", ["/no/such/program"]), tmp_path, log) == 127
 
 
 def test_step_shell_quotes_for_rerunning(tmp_path: Path) -> None:
     step = post.Step("x", ["python", "-c", "print('hi there')"], {"A": "b c"})
     assert step.shell(tmp_path).endswith("A='b c' python -c 'print('\"'\"'hi there'\"'\"')'")
+
+
+def test_torch_is_the_cpu_build_unless_the_user_says_where_it_comes_from() -> None:
+    default = post.torch_source({})
+    assert default.index == "https://download.pytorch.org/whl/cpu"
+    assert default.backend == "cpu"
+    for setting in post.TORCH_SOURCES:
+        given = post.torch_source({setting: "x"})
+        assert given.index is None, setting
+        assert given.backend is None, setting
+        assert setting in given.description
+    assert post.torch_source({"PIP_FIND_LINKS": "/w", "UV_FIND_LINKS": "/w"}) == default
+    cuda = post.torch_source({post.TORCH_VARIABLE: "cu128", "PIP_CONSTRAINT": "c.txt"})
+    assert cuda.index == "https://download.pytorch.org/whl/cu128"
+    assert cuda.backend == "cu128"
+    mirror = post.torch_source({post.TORCH_VARIABLE: "https://mirror.example/torch-cpu"})
+    assert (mirror.index, mirror.backend) == ("https://mirror.example/torch-cpu", None)
+    assert post.torch_source({post.TORCH_VARIABLE: "index"}).index is None
+
+
+def test_pip_takes_the_cpu_index_as_an_extra_index_for_torch_only(tmp_path: Path) -> None:
+    torch, project = post.verification_steps(tmp_path, {"PIP_CONSTRAINT": ""}, None)[1:3]
+    python = str(post.venv_python(tmp_path))
+    assert torch.command == [
+        python, "-m", "pip", "install", "--no-input", post.TORCH_REQUIREMENT,
+        "--extra-index-url", "https://download.pytorch.org/whl/cpu",
+    ]  # fmt: skip
+    assert torch.index == "https://download.pytorch.org/whl/cpu"
+    assert "download.pytorch.org" in torch.hint
+    assert project.command == [python, "-m", "pip", "install", "--no-input", "-e", ".[dev]"]
+    assert project.index is None
+    given = post.verification_steps(tmp_path, {"PIP_CONSTRAINT": "c.txt", "HOME": "/h"}, None)
+    for step in given[1:3]:  # the command that re-runs the step carries pip's settings
+        assert step.env == {"PIP_CONSTRAINT": "c.txt"}
+        assert "PIP_CONSTRAINT=c.txt " in step.shell(tmp_path)
+
+
+def test_uv_is_handed_pip_settings_and_chooses_torch_by_backend(tmp_path: Path) -> None:
+    env = {"PIP_CONSTRAINT": "c.txt", "PIP_FIND_LINKS": "/opt/wheels /more"}
+    create, torch, project = post.verification_steps(tmp_path, env, "/bin/uv")[:3]
+    assert create.command[:2] == ["/bin/uv", "venv"]
+    handed = ["--find-links", "/opt/wheels", "--find-links", "/more", "--constraint", "c.txt"]
+    assert torch.command[:3] == ["/bin/uv", "pip", "install"]
+    assert torch.command[5:] == [*handed, post.TORCH_REQUIREMENT]  # no backend: settings given
+    assert project.command[5:] == [*handed, "--no-sources", "-e", ".[dev]"]
+    default = post.verification_steps(tmp_path, {}, "/bin/uv")[1]
+    assert default.command[-2:] == ["--torch-backend", "cpu"]
+    assert post.create_step(None).command[1:3] == ["-m", "venv"]
+
+
+def test_an_unreachable_torch_index_fails_the_step_at_once(tmp_path: Path) -> None:
+    assert post.unreachable("http://127.0.0.1:9/whl/cpu", timeout=5) is not None
+    assert post.unreachable("file:///opt/wheels") is None
+    log = tmp_path / "log"
+    log.write_text("")
+    marker = tmp_path / "ran"
+    step = post.Step("t", ["touch", str(marker)], index="http://127.0.0.1:9/whl/cpu")
+    started = time.monotonic()
+    assert post.run_step(step, tmp_path, log) == 1
+    assert time.monotonic() - started < post.PROBE_TIMEOUT_SECONDS
+    assert not marker.exists()
+    assert "http://127.0.0.1:9/whl/cpu does not answer" in log.read_text()
 
 
 TEXTS = ["plain", "q\"uo'te", "back\\slash", "new\nline\ttab", "ünï 日本 🙂", "\x00\x7f\x85\u2028"]
@@ -218,23 +228,110 @@ def test_python_literal_renders_booleans_and_refuses_other_types() -> None:
         local_extensions.python_literal(["list"])
 
 
-def test_an_error_during_verification_keeps_the_project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def main_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The post-generation hook's main() with verification wanted and the file work left out."""
     monkeypatch.delenv("AUTOGEN_HF_CLIENT_SKIP_VERIFY", raising=False)
     monkeypatch.setattr(post, "apply_capability_answers", lambda *args: None)
     monkeypatch.setattr(post, "tidy", lambda *args: True)
+
+
+@pytest.mark.usefixtures("main_alone")
+def test_an_error_during_verification_keeps_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(post, "link_for_cruft", lambda *args: "not linked")
 
     def broken(*args: Any, **kwargs: Any) -> bool:
         raise OSError("disk full")
 
     monkeypatch.setattr(post, "verify", broken)
-    assert post.main({**GOOD, "verify_generated_project": True}, tmp_path) == 0
+    assert post.main({**GOOD, "verify_generated_project": True}, tmp_path, tmp_path) == 0
     assert "VERIFICATION FAILED: OSError: disk full" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("main_alone")
+def test_a_failure_to_link_keeps_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: Any) -> str:
+        raise ValueError("bad cookiecutter config")
+
+    monkeypatch.setattr(post, "link_for_cruft", broken)
+    answers = {**GOOD, "verify_generated_project": False}
+    assert post.main(answers, tmp_path, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "[cruft] not linked for cruft: ValueError: bad cookiecutter config" in out
+    assert "[verify] skipped: verify_generated_project is no." in out
+
+
+@pytest.mark.usefixtures("main_alone")
+def test_cruft_renders_are_neither_linked_nor_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def must_not_run(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("cruft's renders must not be linked or verified")
+
+    monkeypatch.setattr(post, "verify", must_not_run)
+    monkeypatch.setattr(post, "link_for_cruft", must_not_run)
+    answers = {**GOOD, "verify_generated_project": True, "_commit": "0" * 40}
+    assert post.main(answers, tmp_path, tmp_path) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # cruft diff prints the diff on standard output
+    assert "[verify] skipped: cruft is rendering the template." in captured.err
+
+
+def _git_checkout(path: Path) -> str:
+    """Make ``path`` a git repository with one commit; return the commit."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "cookiecutter.json").write_text("{}")
+    return git_commit(path, "template")
+
+
+def test_cruft_state_is_what_cruft_create_records(tmp_path: Path) -> None:
+    commit = _git_checkout(tmp_path / "template")
+    answers = {**GOOD, "_template": ".", "_output_dir": "/out", "_repo_dir": ".", "_checkout": None}
+    state = post.cruft_state(answers, tmp_path / "template")
+    assert state == {
+        "template": str((tmp_path / "template").resolve()),
+        "commit": commit,
+        "checkout": None,
+        "context": {
+            "cookiecutter": {
+                **GOOD,
+                "_template": str((tmp_path / "template").resolve()),
+                "_commit": commit,
+            }
+        },
+        "directory": None,
+    }
+    nested = post.cruft_state(answers, _subfolder(tmp_path / "template"))
+    assert nested is not None
+    assert nested["directory"] == "sub"
+    assert nested["template"] == str((tmp_path / "template").resolve())
+
+
+def _subfolder(checkout: Path) -> Path:
+    (checkout / "sub").mkdir()
+    return checkout / "sub"
+
+
+def test_a_template_from_a_url_is_recorded_by_its_url(tmp_path: Path) -> None:
+    _git_checkout(tmp_path / "clone")
+    answers = {**GOOD, "_template": "gh:someone/some-template"}
+    state = post.cruft_state(answers, tmp_path / "clone")
+    assert state is not None
+    assert state["template"] == "https://github.com/someone/some-template.git"
+
+
+def test_a_template_outside_git_is_not_linked(tmp_path: Path) -> None:
+    line = post.link_for_cruft(tmp_path, {**GOOD, "_template": str(tmp_path)}, tmp_path)
+    assert line.startswith("not linked for cruft: the template at")
+    assert not (tmp_path / ".cruft.json").exists()
+
+
 def test_verification_runs_tests_offline_without_hub_tests(tmp_path: Path) -> None:
-    steps = {step.name: step for step in post.check_steps(tmp_path, tidy=False)}
+    steps = {step.name: step for step in post.check_steps(tmp_path)}
     assert steps["tests (pytest)"].env["HF_HUB_OFFLINE"] == "1"
     assert steps["tests (pytest)"].env["RUN_HUB_TESTS"] == "0"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from autogen_core import ComponentModel
 from autogen_core.models import ChatCompletionClient
 from pydantic import ValidationError
 
@@ -74,7 +74,8 @@ async def test_dump_and_load_component_round_trip(tiny_model_path: Path) -> None
     assert dumped.component_type == "model"
     from_model = ChatCompletionClient.load_component(dumped)
     from_dict = ChatCompletionClient.load_component(dumped.model_dump())
-    from_json = ChatCompletionClient.load_component(json.loads(dumped.model_dump_json()))
+    text = dumped.model_dump_json()  # as the README stores and loads it
+    from_json = ChatCompletionClient.load_component(ComponentModel.model_validate_json(text))
     for loaded in (from_model, from_dict, from_json):
         assert isinstance(loaded, Client)
         assert loaded.dump_component().config == dumped.config

@@ -32,7 +32,7 @@ from autogen_core.models import (
 from autogen_core.tools import FunctionTool, ParametersSchema, Tool, ToolSchema
 from pydantic import BaseModel, ConfigDict, Field
 from scripting import scripted_args
-from tiny_models import CHAT_TEMPLATES, build_tiny_model
+from tiny_models import build_tiny_model, template_text
 from transformers import AutoTokenizer, BatchEncoding, LogitsProcessor, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import CapabilityError, MalformedToolCallWarning
@@ -202,7 +202,7 @@ def test_mistral_reads_v3_and_v11_calls() -> None:
 
 def test_formats_are_detected_from_chat_templates() -> None:
     for expected, template in TEMPLATES.items():
-        text = (CHAT_TEMPLATES / f"{template}.jinja").read_text(encoding="utf-8")
+        text = template_text(template)
         assert detect_format(text) == expected
     assert detect_format(None) == "hermes"
     assert detect_format({"default": "", "tool_use": "[TOOL_CALLS]"}) == "mistral"

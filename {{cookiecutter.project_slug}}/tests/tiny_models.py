@@ -1,110 +1,48 @@
-"""Tiny causal language models built offline, for tests and benchmarks.
+"""The tests' tiny models: the package's offline builder, with chat templates by name.
 
-Nothing is downloaded: a byte-level BPE tokenizer is trained on a few sentences, a small
-Qwen2 model is created from a config with random weights, and both are saved with
-``save_pretrained`` so that the client loads them through the ordinary ``from_pretrained`` path.
+``"chatml_tools"`` is the package's own template (the demo model's); the other names are files
+in ``tests/chat_templates``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    PreTrainedTokenizerFast,
-    ProcessorMixin,
-)
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from {{ cookiecutter.package_name }}._tiny_models import CHAT_TEMPLATE, save_greedy, train_tokenizer
+from {{ cookiecutter.package_name }}._tiny_models import build_tiny_model as _build_tiny_model
 
 CHAT_TEMPLATES = Path(__file__).parent / "chat_templates"
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-ADDED_TOKENS = ["<think>", "</think>", "<tool_call>", "</tool_call>"]
-
-_CORPUS = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Hello! How are you today? I am fine, thank you.",
-    "AutoGen agents call tools, stream tokens and answer questions.",
-    "The weather in Paris is sunny; in Tokyo it rains. Temperatures: 21°C, 18°C.",
-    'JSON looks like {"name": "value", "count": 3, "items": [true, false, null]}.',
-    "Numbers 0 1 2 3 4 5 6 7 8 9 10 100 1000 and symbols - _ + = * / \\ | < > ( ) [ ] { }",
-    "Unicode: café, naïve, Straße, 日本語, emoji 🙂 and 🚀.",
-    "system user assistant tool think function arguments result error stop length",
+__all__ = [
+    "CHAT_TEMPLATES",
+    "build_tiny_gpt2",
+    "build_tiny_model",
+    "save_greedy",
+    "template_text",
+    "train_tokenizer",
 ]
 
 
-def _train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=SPECIAL_TOKENS[1:],
-    )
-    fast.add_tokens(ADDED_TOKENS)
-    return fast
+def template_text(name: str) -> str:
+    """The chat template called ``name``."""
+    if name == "chatml_tools":
+        return CHAT_TEMPLATE
+    return (CHAT_TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
 
 
-def build_tiny_model(
-    path: Path,
-    *,
-    chat_template: str | None = "chatml_tools",
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    vocab_size: int = 512,
-    max_position_embeddings: int = 2048,
-    seed: int = 0,
-    special_tokens: Sequence[str] = (),
-) -> Path:
-    """Build and save a random tiny Qwen2 model with its tokenizer; return ``path``.
-
-    ``chat_template`` names a file in ``tests/chat_templates`` (without ``.jinja``), or is
-    ``None`` for a tokenizer without a chat template, like GPT-2's. ``special_tokens`` are
-    added as special (control) tokens, such as Mistral's ``[TOOL_CALLS]``.
-    """
-    tokenizer = _train_tokenizer(vocab_size)
-    tokenizer.add_tokens(list(special_tokens), special_tokens=True)
-    if chat_template is not None:
-        tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text(
-            encoding="utf-8"
-        )
-    config = AutoConfig.for_model(
-        "qwen2",
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=max(2, hidden_size // 64),
-        num_key_value_heads=max(1, hidden_size // 128),
-        max_position_embeddings=max_position_embeddings,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-        # Wider than the default 0.02 so that greedy decoding of random weights gives varied text.
-        initializer_range=0.2,
-    )
-    torch.manual_seed(seed)
-    return save_greedy(AutoModelForCausalLM.from_config(config), tokenizer, tokenizer, path)
+def build_tiny_model(path: Path, *, chat_template: str | None = "chatml_tools", **options: Any) -> Path:
+    """The package's ``build_tiny_model``, with ``chat_template`` given by name (or ``None``)."""
+    text = None if chat_template is None else template_text(chat_template)
+    return _build_tiny_model(path, chat_template=text, **options)
 
 
 def build_tiny_gpt2(path: Path, *, n_positions: int = 1024, seed: int = 0) -> Path:
     """A random tiny GPT-2 (learned absolute positions) whose tokenizer has no chat template."""
-    tokenizer = _train_tokenizer(512)
+    tokenizer = train_tokenizer(512)
     config = AutoConfig.for_model(
         "gpt2",
         vocab_size=len(tokenizer),
@@ -118,19 +56,3 @@ def build_tiny_gpt2(path: Path, *, n_positions: int = 1024, seed: int = 0) -> Pa
     )
     torch.manual_seed(seed)
     return save_greedy(AutoModelForCausalLM.from_config(config), tokenizer, tokenizer, path)
-
-
-def save_greedy(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    preprocessor: PreTrainedTokenizerBase | ProcessorMixin,
-    path: Path,
-) -> Path:
-    """Save ``model``, greedy and ending at the tokenizer's end token, with its preprocessor."""
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.do_sample = False
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    preprocessor.save_pretrained(path)
-    return path

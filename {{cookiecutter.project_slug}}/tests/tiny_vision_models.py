@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import cast
 
 import torch
-from tiny_models import CHAT_TEMPLATES, _train_tokenizer, save_greedy
+from tiny_models import CHAT_TEMPLATES, save_greedy, train_tokenizer
 from transformers import (
     AutoModelForImageTextToText,
     CLIPImageProcessorPil,
@@ -32,7 +32,7 @@ TOKENS_PER_IMAGE = (IMAGE_SIZE // PATCH_SIZE) ** 2
 
 def build_tiny_vision_model(path: Path, *, hidden_size: int = 64, seed: int = 0) -> Path:
     """Build and save a random tiny LLaVA model with its processor; return ``path``."""
-    tokenizer = _train_tokenizer(512)
+    tokenizer = train_tokenizer(512)
     tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     processor = LlavaProcessor(  # type: ignore[no-untyped-call]
         image_processor=CLIPImageProcessorPil(

@@ -2,7 +2,12 @@
 
 from ._client import {{ cookiecutter.client_class_name }}
 from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
-from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
+from ._errors import (
+    CapabilityError,
+    ClientClosedError,
+    ContextWindowExceededError,
+    ModelLoadError,
+)
 from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
 {%- if cookiecutter.function_calling %}
 from ._tools import MalformedToolCallWarning
@@ -21,6 +26,7 @@ __all__ = [
     "ClientClosedError",
     "ContextWindowExceededError",
     "GenerationSettings",
+    "ModelLoadError",
 {%- if cookiecutter.vision %}
     "UnreadableImageError",
 {%- endif %}

@@ -1,23 +1,36 @@
-"""Try the client from the shell: ``python -m {{ cookiecutter.package_name }} "Hello!"``."""
+"""Try the client from the shell.
+
+``python -m <package> "Hello!"`` streams one answer of the model; ``python -m <package> demo``
+shows the client at work on a tiny model built offline. A failure is one line on standard
+error and exit code 1; ``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from autogen_core.models import CreateResult, SystemMessage, UserMessage
+from pydantic import ValidationError
 
 from ._client import {{ cookiecutter.client_class_name }} as Client
+from ._demo import run_demo
 from ._model_info import DEFAULT_MODEL_NAME
 
+PROG = f"python -m {__package__}"
 
-def _parser() -> argparse.ArgumentParser:
+
+def _prompt_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m {{ cookiecutter.package_name }}",
-        description="Send one prompt to the model and stream the answer.",
+        prog=PROG,
+        description="Send one prompt to the model and stream the answer. "
+        f"'{PROG} demo' shows the client on a tiny model built offline.",
     )
-    parser.add_argument("prompt", help="the user message; '-' reads it from standard input")
+    parser.add_argument(
+        "prompt", help="the user message; '-' reads it from standard input (so can 'demo' be)"
+    )
     parser.add_argument(
         "--model", default=DEFAULT_MODEL_NAME, help="model id or local path (default: %(default)s)"
     )
@@ -28,10 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", help="torch device, such as cpu or cuda:0")
     parser.add_argument("--local-files-only", action="store_true", help="never contact the hub")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     return parser
 
 
-async def _run(arguments: argparse.Namespace) -> int:
+def _demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} demo",
+        description="Build a tiny random model offline and show the client on it: streaming, "
+        "token counts, a tool call and JSON output. Nothing is downloaded.",
+    )
+    parser.add_argument("--save", type=Path, help="keep the tiny model in this directory")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    return parser
+
+
+async def _answer(arguments: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if arguments.prompt == "-" else arguments.prompt
     client = Client(
         model_name=arguments.model,
@@ -64,9 +89,36 @@ async def _run(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(error: BaseException) -> str:
+    """``error`` as one line: its type and message (pydantic's field errors joined)."""
+    if isinstance(error, ValidationError):
+        message = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+    else:
+        message = str(error)
+    return f"{type(error).__name__}: {' '.join(message.split())}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m {{ cookiecutter.package_name }}``."""
-    return asyncio.run(_run(_parser().parse_args(argv)))
+    """Entry point of ``python -m <package>``: the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    demo = argv[:1] == ["demo"]
+    parser = _demo_parser() if demo else _prompt_parser()
+    arguments = parser.parse_args(argv[1:] if demo else argv)
+    try:
+        return asyncio.run(run_demo(arguments.save) if demo else _answer(arguments))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if arguments.debug:
+            raise
+        detail = one_line(error)
+        if not demo and arguments.model not in detail:
+            detail += f" (model {arguments.model!r})"
+        print(f"error: {detail} [--debug shows the traceback]", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,11 +27,12 @@ from pydantic import BaseModel
 from transformers import PreTrainedModel
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
+from ._checks import check_messages
 from ._decoding import request_settings
 from ._engine import Engine, TokenCallback
 from ._generation import GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
-from ._loading import context_window, load_model_config
+from ._loading import check_model_source, check_tokenizer, context_window, load_model_config
 from ._local_engine import LocalEngine
 from ._remote_engine import RemoteEngine
 from ._model_info import DEFAULT_MODEL_INFO
@@ -98,8 +99,10 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         # A copy: changing one client's model_info changes neither the default nor its config.
         self._model_info = cast(ModelInfo, dict(self._config.model_info or DEFAULT_MODEL_INFO))
         self._settings = self._config.generation_settings()
+        check_model_source(self._config)
         self._renderer = load_renderer(self._config)
         self._tokenizer = self._renderer.tokenizer
+        check_tokenizer(self._tokenizer, self._config.model_name)
         self._context_window = context_window(
             self._config, load_model_config(self._config), self._tokenizer
         )
@@ -162,7 +165,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         Synchronous, so images (if any) are preprocessed on the calling thread here; requests
         preprocess them on the engine thread.
         """
-        return len(self._encode(self._renderer.to_chat(messages), tools).input_ids)
+        return len(self._encode(self._to_chat(messages), tools).input_ids)
 
     def remaining_tokens(
         self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []
@@ -188,7 +191,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             asyncio.CancelledError: the cancellation token was cancelled; generation stopped.
             ContextWindowExceededError: the prompt does not fit in the context window.
             CapabilityError: tools, JSON output or images where the client has no support.
-            ValueError: an unknown or invalid ``extra_create_args`` entry.
+            ValueError: an unknown or invalid ``extra_create_args`` entry, or a message with
+                text that is not valid Unicode (a lone surrogate).
         """
         prepared = await self._prepare(
             messages, tools, tool_choice, json_output, extra_create_args
@@ -289,6 +293,10 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} was closed; create a new client.")
 
+    def _to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+        check_messages(messages, self._model_info)
+        return self._renderer.to_chat(messages)
+
     def _encode(
         self, chat: list[ChatMessage], tools: Sequence[Tool | ToolSchema]
     ) -> EncodedPrompt:
@@ -309,7 +317,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
     ) -> _PreparedRequest:
         self._check_open()
         settings, passthrough = request_settings(self._settings, extra_create_args)
-        chat = self._renderer.to_chat(messages)
+        chat = self._to_chat(messages)
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
         if json_output:

@@ -19,3 +19,8 @@ class CapabilityError(ValueError):
 
 class ClientClosedError(RuntimeError):
     """The client was used after ``close()``."""
+
+
+class ModelLoadError(OSError):
+    """The model cannot be loaded: a missing or incomplete directory, a name the hub does not
+    know, a hub that cannot be reached. The message names the model and what to do."""
