@@ -91,6 +91,7 @@ RESERVED_CLASS_NAMES = frozenset(
         "ModelCapabilities",
         "ModelInfo",
         "PreTrainedModel",
+        "RemoteEngine",
         "RequestUsage",
         "ResponseParser",
         "Sequence",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import local_extensions
-from conftest import git_commit, load_hook
+from conftest import TEMPLATE, git_commit, load_hook
 
 pre = load_hook("pre_gen_project")
 post = load_hook("post_gen_project")

@@ -96,4 +96,3 @@ def test_cookiecutter_refuses_answers_outside_choices_and_booleans(
     with pytest.raises(ValueError, match=message):
         cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
-
