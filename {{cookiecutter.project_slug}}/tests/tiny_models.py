@@ -59,6 +59,23 @@ def _train_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     return fast
 
 
+def tiny_tokenizer(
+    chat_template: str | None = "chatml_tools",
+    *,
+    vocab_size: int = 512,
+    special_tokens: Sequence[str] = (),
+) -> PreTrainedTokenizerFast:
+    """The tiny models' tokenizer, with a chat template from ``tests/chat_templates`` (by name,
+    without ``.jinja``; ``None``: no template) and extra special (control) tokens."""
+    tokenizer = _train_tokenizer(vocab_size)
+    tokenizer.add_tokens(list(special_tokens), special_tokens=True)
+    if chat_template is not None:
+        tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text(
+            encoding="utf-8"
+        )
+    return tokenizer
+
+
 def build_tiny_model(
     path: Path,
     *,
@@ -76,12 +93,7 @@ def build_tiny_model(
     ``None`` for a tokenizer without a chat template, like GPT-2's. ``special_tokens`` are
     added as special (control) tokens, such as Mistral's ``[TOOL_CALLS]``.
     """
-    tokenizer = _train_tokenizer(vocab_size)
-    tokenizer.add_tokens(list(special_tokens), special_tokens=True)
-    if chat_template is not None:
-        tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text(
-            encoding="utf-8"
-        )
+    tokenizer = tiny_tokenizer(chat_template, vocab_size=vocab_size, special_tokens=special_tokens)
     config = AutoConfig.for_model(
         "qwen2",
         vocab_size=len(tokenizer),

@@ -28,7 +28,7 @@ from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._batching import RequestBatcher
-from ._generation import PASSTHROUGH_ARGUMENTS, GenerationOutput, GenerationRequest
+from ._generation import PASSTHROUGH_ARGUMENTS, Constraint, GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
 from ._loading import context_window, load_model, load_model_config
 from ._model_info import DEFAULT_MODEL_INFO
@@ -105,15 +105,11 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._model_future = self._worker.submit(
             load_model, self._config, self._renderer.model_class
         )
-        self._tool_calling = ToolCalling(
-            self._tokenizer, self._config, lambda: self._model_future.result()
-        )
+        self._tool_calling = ToolCalling(self._renderer, self._config)
         self._batcher = RequestBatcher(
             self._worker, self._model_future, self._tokenizer, self._config.max_batch_size
         )
-        self._json_output = JsonOutput(
-            self._tokenizer, self._model_info, lambda: self._model_future.result()
-        )
+        self._json_output = JsonOutput(self._tokenizer, self._model_info)
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._closed = False
@@ -304,7 +300,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise CapabilityError(
                 "This client does not support tools (model_info function_calling is false)."
             )
-        return self._renderer.encode(chat, to_chat_tools(tools))
+        return self._renderer.encode(*self._tool_calling.prompt(chat, to_chat_tools(tools)))
 
     def _request_settings(
         self, extra_create_args: Mapping[str, Any]
@@ -343,8 +339,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         chat = self._renderer.to_chat(messages)
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
+        constraint: Constraint | None = None
         if json_output:
-            settings, passthrough = self._json_output.constrain(
+            settings, constraint = self._json_output.constrain(
                 json_output, settings, passthrough, tools=tools
             )
         if self._renderer.runs_torch(chat):  # images: preprocessed on the worker thread
@@ -355,33 +352,36 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         room = self._context_window - len(input_ids)
         if room <= 0:
             raise ContextWindowExceededError(len(input_ids), self._context_window)
+        max_new_tokens = min(settings.max_new_tokens, room)
+        starts_in_thought = decode(self._tokenizer, input_ids[-4:]).rstrip().endswith(THINK_OPEN)
+        settings, tool_grammar = self._tool_calling.prepare(
+            tool_request,
+            settings,
+            prompt_ids=input_ids,
+            starts_in_thought=starts_in_thought,
+            max_new_tokens=max_new_tokens,
+        )
+        constraint = constraint or tool_grammar
         stop = list(settings.stop)
-        if self._renderer.uses_fallback and FALLBACK_STOP not in stop:
-            stop.append(FALLBACK_STOP)
+        if self._renderer.uses_fallback and constraint is None and FALLBACK_STOP not in stop:
+            stop.append(FALLBACK_STOP)  # a grammar decides itself where the answer ends
             settings = settings.model_copy(update={"stop": stop})
-        prompt_tail = decode(self._tokenizer, input_ids[-4:]).rstrip()
         prepared = _PreparedRequest(
             chat=self._renderer.loggable(chat),
             generation=GenerationRequest(
                 input_ids=input_ids,
-                max_new_tokens=min(settings.max_new_tokens, room),
+                max_new_tokens=max_new_tokens,
                 settings=settings,
                 extra_arguments=passthrough,
                 model_inputs=prompt.model_inputs,
+                constraint=constraint,
             ),
             stop=stop,
-            starts_in_thought=prompt_tail.endswith(THINK_OPEN),
+            starts_in_thought=starts_in_thought,
             think_tags=not json_output,  # JSON strings may contain "<think>"
         )
         prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from
         prepared.keep_special = tool_request.marker_token_ids
-        prepared.generation.extra_arguments = self._tool_calling.prepare(
-            tool_request,
-            passthrough,
-            prompt_ids=input_ids,
-            stop=stop,
-            starts_in_thought=prepared.starts_in_thought,
-        )
         return prepared
 
     async def _model(self) -> PreTrainedModel:

@@ -161,25 +161,6 @@ class _RowStopping(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
-class LazyLogitsProcessor(LogitsProcessor):
-    """A logits processor built at the first decoding step, on the thread running ``generate``.
-
-    Grammar processors need the width of the logits (the model's vocabulary) and heavy work
-    (importing and compiling with xgrammar) that belongs on the worker thread; ``build`` gets
-    the width and returns the real processor. Stateful processors need one of these per request.
-    """
-
-    def __init__(self, build: Callable[[int], LogitsProcessor]) -> None:
-        self._build = build
-        self._processor: LogitsProcessor | None = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._processor is None:
-            self._processor = self._build(scores.shape[-1])
-        processed: torch.FloatTensor = self._processor(input_ids, scores)
-        return processed
-
-
 class _ConstrainedLogits(LogitsProcessor):
     """Applies a request's :class:`Constraint` inside ``generate`` (one request per call)."""
 
