@@ -23,12 +23,11 @@ from typing import Any
 import xgrammar as xgr
 from autogen_core.models import AssistantMessage, SystemMessage, UserMessage
 from autogen_core.tools import FunctionTool
+from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
+from autogen_huggingface_client._prompt import to_chat_tools
 from scripting import scripted_args
 from transformers import AutoTokenizer
 from xgrammar.builtin_structural_tag import get_model_structural_tag
-
-from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
-from autogen_huggingface_client._prompt import to_chat_tools
 
 XGRAMMAR_FAMILIES = {"qwen3": "qwen_3", "llama": "llama", "gemma": "gemma_4"}
 """xgrammar's builtin structural tags for the models' families (Mistral v0.3 has none)."""
@@ -60,7 +59,10 @@ async def _forced_text(client: Client, tokenizer: Any) -> tuple[str, bool]:
 
     client._tool_calling._decode_raw = keep  # type: ignore[method-assign]
     result = await client.create(
-        [ASK], tools=[WEATHER], tool_choice="required", extra_create_args={"seed": 1, "do_sample": True}
+        [ASK],
+        tools=[WEATHER],
+        tool_choice="required",
+        extra_create_args={"seed": 1, "do_sample": True},
     )
     client._tool_calling._decode_raw = original  # type: ignore[method-assign]
     ended = seen[:-1] if result.finish_reason != "length" and seen else seen

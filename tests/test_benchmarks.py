@@ -74,9 +74,15 @@ def test_json_benchmark_measures_grammar_work(baked: Path, tiny_model: Path) -> 
     assert result["cities_compile_cached_s"] < result["cities_compile_first_s"]
 
 
-def test_tools_benchmark_forces_calls(baked: Path, tiny_model: Path) -> None:
-    printed, result = _bench(baked, "bench_tools", "--model", str(tiny_model), "--repeats", "1")
-    assert "forced_vs_free" in printed
-    assert result["forced_call_tokens"] > 0
-    assert result["compile_cached_s"] < result["compile_first_s"]
-    assert result["forced_tokens_per_s"] > 0
+def test_tools_benchmark_forces_calls_and_reads_native_ones(baked: Path, tiny_model: Path) -> None:
+    printed, results = _bench(
+        baked, "bench_tools", "--model", str(tiny_model), "--seeds", "1", "--max-new-tokens", "48"
+    )
+    assert "forced call, required" in printed
+    assert "target" in printed
+    (result,) = results
+    assert (result["required_valid"], result["named_valid"]) == (1, 1)
+    assert (result["read_one"], result["read_two"]) == ("PASS", "PASS")
+    assert result["arguments"] == "json"
+    assert result["compile_cached_ms"] < result["compile_first_ms"]
+    assert result["mask_ms_per_token"] > 0

@@ -60,7 +60,9 @@ def _environment(project: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def checks(baked: Path, models: dict[str, Path]) -> dict[str, Any]:
     script = TEMPLATE / "tests" / "real_models_check.py"
-    output = run([sys.executable, str(script), *map(str, models.values())], baked, **_environment(baked))
+    output = run(
+        [sys.executable, str(script), *map(str, models.values())], baked, **_environment(baked)
+    )
     result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     return result
 
@@ -70,7 +72,14 @@ def bench(baked: Path, models: dict[str, Path]) -> dict[str, Any]:
     """The tool benchmark on the four models, briefly: three seeds, a small token budget (the
     random models' strings then always need closing)."""
     results = baked / "bench_tools.json"
-    command = [sys.executable, "benchmarks/bench_tools.py", "--seeds", "3", "--max-new-tokens", "48"]
+    command = [
+        sys.executable,
+        "benchmarks/bench_tools.py",
+        "--seeds",
+        "3",
+        "--max-new-tokens",
+        "48",
+    ]
     for model in models.values():
         command += ["--model", str(model)]
     run([*command, "--json", str(results)], baked, **_environment(baked))
@@ -106,7 +115,12 @@ def test_formats_are_learnt_from_the_real_templates(checks: dict[str, Any]) -> N
     for name in NAMES:
         assert checks[name]["renders"] == [True, True, True], name
         assert checks[name]["problem"] is None, name
-    assert checks["gemma-4-it"]["markers"] == ["<tool_call|>", '<|"|>', "<|tool_call>", "<|tool_response>"]
+    assert checks["gemma-4-it"]["markers"] == [
+        "<tool_call|>",
+        '<|"|>',
+        "<|tool_call>",
+        "<|tool_response>",
+    ]
     assert checks["gemma-4-it"]["hold_from"] == ["<|tool_call>"]
     assert checks["llama-3.1-8b-instruct"]["hold_from"] == ['{"name"', '{ "name"']
 
@@ -130,7 +144,9 @@ def test_a_refused_later_system_message_leaves_the_leading_one_alone(
 ) -> None:
     for name in NAMES:  # Mistral v0.3 refuses a later system message, and only that
         assert checks[name]["later_system_tokens"] > checks[name]["leading_system_tokens"]
-        assert checks[name]["leading_system_tokens"] == checks[name]["leading_system_template_tokens"]
+        assert (
+            checks[name]["leading_system_tokens"] == checks[name]["leading_system_template_tokens"]
+        )
 
 
 def test_forced_calls_are_valid_and_native_calls_read_back(bench: dict[str, Any]) -> None:

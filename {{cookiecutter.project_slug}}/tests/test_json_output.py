@@ -19,7 +19,7 @@ from transformers import LogitsProcessor
 
 from {{ cookiecutter.package_name }} import CapabilityError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._constrained import CACHE_SIZE
+from {{ cookiecutter.package_name }}._constrained import CACHE_SIZE, Compilers, Grammar
 from {{ cookiecutter.package_name }}._json_output import JsonOutput
 from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
 
@@ -285,6 +285,21 @@ def test_converted_schemas_are_kept_for_the_64_latest_answers(tiny_model_path: P
     assert json_output._schemas.get(answers[0]) is None  # the oldest went first
     assert json_output._schemas.get(answers[-1]) == schemas[-1]
     assert json_output.schema_json(answers[0]) == schemas[0]  # converted again when needed
+
+
+def test_compiled_grammars_are_kept_for_the_64_latest(tiny_model_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    compilers = Compilers(tokenizer)
+    grammars = [
+        Grammar("json_schema", json.dumps({"type": "integer", "maximum": n}), tokenizer)
+        for n in range(70)
+    ]
+    compiled = [compilers.compile(grammar, len(tokenizer)) for grammar in grammars]
+    assert len(compilers._compiled) == CACHE_SIZE
+    assert compilers.compile(grammars[-1], len(tokenizer)) is compiled[-1]
+    assert compilers.compile(grammars[0], len(tokenizer)) is not compiled[0]  # dropped, rebuilt
 
 
 def test_model_info_reports_json_output() -> None:

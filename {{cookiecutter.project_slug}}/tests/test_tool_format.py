@@ -38,6 +38,7 @@ from {{ cookiecutter.package_name }}._tool_parsers import (
     read_calls,
 )
 
+
 def learnt(template: str | None) -> tuple[ToolTemplate, Vocabulary]:
     """What the client learns from a test chat template (``None``: no template at all)."""
     tokenizer = tiny_tokenizer(template, special_tokens=SPECIAL_TOKENS.get(template or "", ()))
@@ -83,7 +84,11 @@ def test_json_call_formats_are_learnt(formats: dict[str, CallFormat]) -> None:
         False,
     )
     mistral = formats["mistral_tools"]
-    assert (mistral.calls_open, mistral.separator, mistral.calls_close) == ("[TOOL_CALLS][", ", ", "]")
+    assert (mistral.calls_open, mistral.separator, mistral.calls_close) == (
+        "[TOOL_CALLS][",
+        ", ",
+        "]",
+    )
     assert mistral.call_close == ', "id": "' + ID_SLOT + '"}'
 
 
@@ -132,7 +137,9 @@ def test_named_templates_pick_the_tool_use_one() -> None:
         "default": (CHAT_TEMPLATES / "rejects_system.jinja").read_text("utf-8"),
         "tool_use": (CHAT_TEMPLATES / "mistral_tools.jinja").read_text("utf-8"),
     }
-    template = learn_tool_template(PromptRenderer(tokenizer, None).render_messages, Vocabulary(tokenizer))
+    template = learn_tool_template(
+        PromptRenderer(tokenizer, None).render_messages, Vocabulary(tokenizer)
+    )
     assert template.call_format.calls_open == "[TOOL_CALLS]["
 
 
@@ -148,7 +155,11 @@ def test_markers_are_the_format_tokens_and_tags(formats: dict[str, CallFormat]) 
 
 WEATHER_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}, "note": {"type": "string"}},
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": "integer"},
+        "note": {"type": "string"},
+    },
 }
 
 
@@ -231,7 +242,9 @@ def test_mistral_reads_v3_v11_and_v13_calls(formats: dict[str, CallFormat]) -> N
     assert [call.name for call in bare.calls] == ["get_current_weather"]
     assert read_calls("[1, 2, 3]", formats["mistral_tools"], {}).calls == []
     with pytest.raises(MalformedToolCallError):
-        read_calls('[TOOL_CALLS][{"name": "f", "arguments": {"a": }}]', formats["mistral_tools"], {})
+        read_calls(
+            '[TOOL_CALLS][{"name": "f", "arguments": {"a": }}]', formats["mistral_tools"], {}
+        )
 
 
 def test_gemma_calls_are_read_with_their_quote_tokens(formats: dict[str, CallFormat]) -> None:
@@ -243,7 +256,10 @@ def test_gemma_calls_are_read_with_their_quote_tokens(formats: dict[str, CallFor
     )
     parsed = read_calls(text, gemma, {})
     assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == [
-        ("get_weather", {"city": 'Paris, "FR"', "days": 2, "tags": ["a", True], "where": {"lat": 1.5}}),
+        (
+            "get_weather",
+            {"city": 'Paris, "FR"', "days": 2, "tags": ["a", True], "where": {"lat": 1.5}},
+        ),
         ("local_time", {"zone": "CET"}),
     ]
     assert parsed.text == "Checking."
@@ -263,7 +279,11 @@ def test_xml_arguments_are_typed_by_the_tool_schema(formats: dict[str, CallForma
     )
     schemas = {"get_weather": WEATHER_SCHEMA}
     for text, call_format, expected in (
-        (coder, formats["qwen3_coder_tools"], {"city": "1984", "days": 3, "note": "line one\nline two"}),
+        (
+            coder,
+            formats["qwen3_coder_tools"],
+            {"city": "1984", "days": 3, "note": "line one\nline two"},
+        ),
         (glm, formats["glm_tools"], {"city": "1984", "days": 3}),
     ):
         (call,) = read_calls(text, call_format, schemas).calls
@@ -280,15 +300,27 @@ def test_arguments_become_a_json_object_string() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["chatml_tools", "mistral_tools", "mistral_v11_tools", "qwen3_coder_tools", "glm_tools", "gemma4_tools"],
+    [
+        "chatml_tools",
+        "mistral_tools",
+        "mistral_v11_tools",
+        "qwen3_coder_tools",
+        "glm_tools",
+        "gemma4_tools",
+    ],
 )
-def test_calls_written_by_the_template_read_back(formats: dict[str, CallFormat], template: str) -> None:
+def test_calls_written_by_the_template_read_back(
+    formats: dict[str, CallFormat], template: str
+) -> None:
     tokenizer = tiny_tokenizer(template, special_tokens=SPECIAL_TOKENS.get(template, ()))
     calls: list[tuple[str, dict[str, Any]]] = [
         ("get_weather", {"city": "São Paulo", "days": 3}),
         ("local_time", {"zone": "JST", "note": 'say "hi"'}),
     ]
-    schemas = {"get_weather": WEATHER_SCHEMA, "local_time": {"properties": {"zone": {"type": "string"}, "note": {"type": "string"}}}}
+    schemas = {
+        "get_weather": WEATHER_SCHEMA,
+        "local_time": {"properties": {"zone": {"type": "string"}, "note": {"type": "string"}}},
+    }
     for wanted in (calls[:1], calls):
         parsed = read_calls(render_answer(tokenizer, wanted), formats[template], schemas)
         assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == wanted
@@ -302,7 +334,7 @@ def test_markers_are_excluded_through_their_shared_pieces() -> None:
 
 
 def test_bounded_strings_become_patterns_without_marker_starts() -> None:
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "city": {"type": "string", "maxLength": 3, "title": "City"},

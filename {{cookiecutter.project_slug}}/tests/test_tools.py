@@ -255,14 +255,18 @@ async def test_forced_call_grammar_is_built_on_the_worker_thread(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(xgr.GrammarCompiler, "compile_structural_tag", recording)
-    only_here = ToolSchema(name="only_in_this_test", parameters=ParametersSchema(type="object", properties={}))
+    only_here = ToolSchema(
+        name="only_in_this_test", parameters=ParametersSchema(type="object", properties={})
+    )
     result = await client.create([ASK], tools=[only_here], tool_choice="required")
     assert result.finish_reason == "function_calls"
     assert threads, "the call's grammar was compiled"
     assert all(name.startswith(type(client).__name__) for name in threads), threads
 
 
-async def test_readme_example_gives_one_valid_call_on_every_seed(model_paths: dict[str, Path]) -> None:
+async def test_readme_example_gives_one_valid_call_on_every_seed(
+    model_paths: dict[str, Path],
+) -> None:
     """An unbounded string argument, the default token budget, a random model: the grammar
     closes the call in time, so every answer is exactly one valid call."""
 
@@ -339,13 +343,18 @@ async def test_markers_never_enter_forced_strings(
     """The README's failure: the string swallowed the call's closing marker."""
     tokenizer = AutoTokenizer.from_pretrained(model_paths[call_format])
     marker_id = tokenizer.convert_tokens_to_ids(marker)
+    assert isinstance(marker_id, int)
     unbounded = FunctionTool(local_note, description="Keep a note.")
     for seed in range(3):
         result = await clients[call_format].create(
             [ASK],
             tools=[unbounded],
             tool_choice="required",
-            extra_create_args={"seed": seed, "do_sample": True, "logits_processor": [Boost(marker_id)]},
+            extra_create_args={
+                "seed": seed,
+                "do_sample": True,
+                "logits_processor": [Boost(marker_id)],
+            },
         )
         assert result.finish_reason == "function_calls", result.content
         assert isinstance(result.content, list)
@@ -423,6 +432,13 @@ async def test_tool_choice_errors_are_clear(
         await tool_client.create([ASK], tools=tools, tool_choice=tool_choice)
 
 
+async def test_forced_calls_refuse_beam_search(tool_client: Client) -> None:
+    with pytest.raises(ValueError, match="num_beams must be 1"):
+        await tool_client.create(
+            [ASK], tools=TOOLS, tool_choice="required", extra_create_args={"num_beams": 2}
+        )
+
+
 async def test_missing_xgrammar_is_a_clear_error(
     model_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -456,7 +472,10 @@ async def test_without_a_chat_template_tools_are_counted_and_calls_forced(
         assert client.count_tokens([ASK], tools=TOOLS) == len(expected)
         for seed in range(4):
             result = await client.create(
-                [ASK], tools=TOOLS, tool_choice="required", extra_create_args={"seed": seed, "do_sample": True}
+                [ASK],
+                tools=TOOLS,
+                tool_choice="required",
+                extra_create_args={"seed": seed, "do_sample": True},
             )
             assert isinstance(result.content, list), result.content
             assert_valid(result.content[0])
@@ -545,7 +564,9 @@ async def test_stream_holds_back_a_call_that_opens_with_a_special_token(
     mistral = AutoTokenizer.from_pretrained(model_paths["mistral_v11"])
     call = 'get_weather[ARGS]{"city": "Paris"}'
     args = scripted_args(mistral, "Sure. ", "[TOOL_CALLS]", call)
-    chunks, result = await stream(clients["mistral_v11"], [ASK], tools=TOOLS, extra_create_args=args)
+    chunks, result = await stream(
+        clients["mistral_v11"], [ASK], tools=TOOLS, extra_create_args=args
+    )
     assert "get_weather" not in "".join(chunks)  # [TOOL_CALLS] is special, but still seen
     assert isinstance(result.content, list)
     assert result.content[0].name == "get_weather"

@@ -361,6 +361,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             starts_in_thought=starts_in_thought,
             max_new_tokens=max_new_tokens,
         )
+        if tool_grammar is not None and int(passthrough.get("num_beams") or 1) > 1:
+            raise ValueError("A forced tool call follows one sequence: num_beams must be 1.")
         constraint = constraint or tool_grammar
         stop = list(settings.stop)
         if self._renderer.uses_fallback and constraint is None and FALLBACK_STOP not in stop:

@@ -100,7 +100,9 @@ def require_xgrammar(feature: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec("xgrammar") is None:
-        raise CapabilityError(f"{feature} needs xgrammar: {INSTALL_HINT} (or pip install xgrammar).")
+        raise CapabilityError(
+            f"{feature} needs xgrammar: {INSTALL_HINT} (or pip install xgrammar)."
+        )
 
 
 class BoundedCache(Generic[K, V]):
@@ -226,7 +228,9 @@ class Compilers:
                     else:
                         compiled = compiler.compile_structural_tag(grammar.text)
                 except (RuntimeError, ValueError) as error:
-                    raise CapabilityError(f"xgrammar cannot compile the grammar: {error}") from error
+                    raise CapabilityError(
+                        f"xgrammar cannot compile the grammar: {error}"
+                    ) from error
                 self._compiled.put(key, compiled)
             return compiled
 
@@ -321,8 +325,10 @@ class GrammarState:
             logits.fill_(float("-inf"))
             logits[self._stops] = allowed
             return
-        if not self._ending and self._left is not None and (
-            self._left <= self._check_below or self._left % _RECHECK_EVERY == 0
+        if (
+            not self._ending
+            and self._left is not None
+            and (self._left <= self._check_below or self._left % _RECHECK_EVERY == 0)
         ):
             self._plan_ending(self._left)
         if self._ending:
@@ -331,9 +337,7 @@ class GrammarState:
             logits[chosen] = 0.0
             return
         self._matcher.fill_next_token_bitmask(self._bitmask)
-        self._xgr.apply_token_bitmask_inplace(
-            logits.unsqueeze(0), self._bitmask.to(logits.device)
-        )
+        self._xgr.apply_token_bitmask_inplace(logits.unsqueeze(0), self._bitmask.to(logits.device))
 
     def accept(self, token_id: int) -> None:
         """Advance past the token that was chosen."""

@@ -74,7 +74,10 @@ _PROBE_SCHEMA = {
     "required": ["probe_text", "probe_count"],
 }
 _PROBE_TOOLS = [
-    {"type": "function", "function": {"name": p.name, "description": "A probe.", "parameters": _PROBE_SCHEMA}}
+    {
+        "type": "function",
+        "function": {"name": p.name, "description": "A probe.", "parameters": _PROBE_SCHEMA},
+    }
     for p in _PROBES
 ]
 _PROBE_RESULT = "Probe result text."
@@ -184,7 +187,9 @@ def written_format(writer: Writer, vocabulary: Vocabulary) -> CallFormat:
 
 
 def _assistant(probes: Sequence[_Probe]) -> AssistantMessage:
-    calls = [FunctionCall(id=p.call_id, name=p.name, arguments=json.dumps(p.arguments)) for p in probes]
+    calls = [
+        FunctionCall(id=p.call_id, name=p.name, arguments=json.dumps(p.arguments)) for p in probes
+    ]
     return AssistantMessage(content=calls if calls else "", source="assistant")
 
 
@@ -205,7 +210,9 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     user = UserMessage(content="Probe request.", source="user")
     try:
         prompt = render([user], _PROBE_TOOLS, True)
-        renders_tools = _PROBES[0].name in prompt and _PROBES[0].name not in render([user], None, True)
+        renders_tools = _PROBES[0].name in prompt and _PROBES[0].name not in render(
+            [user], None, True
+        )
     except Exception:
         prompt, renders_tools = "", False
     base = attempt([user, _assistant([])], _PROBE_TOOLS)
@@ -214,7 +221,10 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     result = FunctionExecutionResult(
         content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
     )
-    answered = attempt([user, _assistant(_PROBES[:1]), FunctionExecutionResultMessage(content=[result])], _PROBE_TOOLS)
+    answered = attempt(
+        [user, _assistant(_PROBES[:1]), FunctionExecutionResultMessage(content=[result])],
+        _PROBE_TOOLS,
+    )
     renders_results = _PROBE_RESULT in (answered or "")
     default = written_format(WRITERS[DEFAULT_SYNTAX], vocabulary)
     if base is None or one is None or _PROBES[0].name not in one:
@@ -305,13 +315,13 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     head, tail = one[: first.start], one[first.end :]
     call_open, call_close, calls_open, calls_close = head, tail, "", ""
     separator: str | None = None
-    if two is not None:
+    pair = _locate_pair(_slot_ids(two)) if two is not None else None
+    if two is not None and pair is not None:
         two = _slot_ids(two)
-        a = _locate(two, _PROBES[0], 0)
-        b = _locate(two, _PROBES[1], a.end)
+        a, b = pair
         if (two[: a.start], two[b.end :], a.between(two), b.between(two)) == (
             head, tail, first.between(one), first.between(one)
-        ):
+        ):  # fmt: skip
             gap = vocabulary.units(two[a.end : b.start])
             opening = _common(vocabulary.units(head)[::-1], gap[::-1])
             closing = min(_common(vocabulary.units(tail), gap), len(gap) - opening)
@@ -334,7 +344,20 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
         name_first=name_first,
         sorted_keys=first.sorted_keys,
     )
-    return _with_json_body(call_format, one, first) if first.syntax == "json" else call_format
+    if first.syntax == "json":
+        call_format = _with_json_body(call_format, one, first)
+    if not call_format.json_keys and not call_format.opening.strip():
+        raise LearningError("the calls open with no marker and are no JSON objects")
+    return call_format
+
+
+def _locate_pair(text: str) -> tuple[_Found, _Found] | None:
+    """Where both probe calls stand in ``text``; None when the second cannot be found."""
+    try:
+        first = _locate(text, _PROBES[0], 0)
+        return first, _locate(text, _PROBES[1], first.end)
+    except LearningError:
+        return None
 
 
 def _slot_ids(text: str) -> str:
@@ -358,7 +381,7 @@ def _with_json_body(call_format: CallFormat, text: str, found: _Found) -> CallFo
         if not isinstance(value, dict) or not found.end <= end <= finish:
             continue
         wanted = (probe.name, probe.arguments)
-        keys = [key for expected in wanted for key, found in value.items() if found == expected]
+        keys = [key for expected in wanted for key, item in value.items() if item == expected]
         if len(keys) == 2:
             return replace(
                 call_format,
@@ -408,7 +431,9 @@ def enforced_arguments(schema: Any, syntax: ArgumentSyntax, markers: Collection[
     strings become patterns of as many characters, none of which starts a marker (in the XML and
     Gemma syntaxes, no ``<`` either: it starts their closing tags).
     """
-    avoid = "".join(sorted({marker[0] for marker in markers} | ({"<"} if syntax != "json" else set())))
+    avoid = "".join(
+        sorted({marker[0] for marker in markers} | ({"<"} if syntax != "json" else set()))
+    )
     if isinstance(schema, list):
         return [enforced_arguments(item, syntax, markers) for item in schema]
     if not isinstance(schema, dict):
@@ -420,7 +445,10 @@ def enforced_arguments(schema: Any, syntax: ArgumentSyntax, markers: Collection[
     ):
         rest = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
         pattern = string_pattern(
-            schema.get("minLength", 0), schema.get("maxLength"), avoid=avoid, escapes=syntax == "json"
+            schema.get("minLength", 0),
+            schema.get("maxLength"),
+            avoid=avoid,
+            escapes=syntax == "json",
         )
         return {**rest, "pattern": pattern}
     return {key: enforced_arguments(value, syntax, markers) for key, value in schema.items()}
@@ -510,4 +538,3 @@ def closers(call_format: CallFormat, *, starts_in_thought: bool) -> tuple[str, .
     if closer := _XML_VALUE_CLOSERS.get(call_format.arguments):
         found.append(closer)
     return tuple(found)
-

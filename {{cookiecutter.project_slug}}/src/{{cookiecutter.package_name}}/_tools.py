@@ -112,7 +112,9 @@ class ToolCalling:
         template = learn_tool_template(renderer.render_messages, self._vocabulary)
         chosen = config.tool_call_format
         if chosen != "auto":
-            template = replace(template, call_format=written_format(WRITERS[chosen], self._vocabulary))
+            template = replace(
+                template, call_format=written_format(WRITERS[chosen], self._vocabulary)
+            )
         elif template.problem:
             warnings.warn(
                 f"The chat template's tool calls could not be understood ({template.problem}); "
@@ -320,7 +322,9 @@ class ToolCalling:
             for call_id, call in zip(ids, parsed.calls, strict=True)
         ]
         beside = self._without_special_tokens(parsed.text)
-        return ToolAnswer(calls=calls, thought="\n\n".join(p for p in (thought, beside) if p) or None)
+        return ToolAnswer(
+            calls=calls, thought="\n\n".join(p for p in (thought, beside) if p) or None
+        )
 
     def _decode_raw(self, token_ids: list[int]) -> str:
         """Text of ``token_ids`` with the special tokens, which mark calls in some formats."""
