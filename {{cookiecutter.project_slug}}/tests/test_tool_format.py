@@ -159,6 +159,7 @@ WEATHER_SCHEMA: dict[str, Any] = {
         "city": {"type": "string"},
         "days": {"type": "integer"},
         "note": {"type": "string"},
+        "windy": {"type": "boolean"},
     },
 }
 
@@ -251,14 +252,19 @@ def test_gemma_calls_are_read_with_their_quote_tokens(formats: dict[str, CallFor
     gemma = formats["gemma4_tools"]
     text = (
         'Checking.<|tool_call>call:get_weather{city:<|"|>Paris, "FR"<|"|>,days:2,'
-        'tags:[<|"|>a<|"|>,true],where:{lat:1.5}}<tool_call|>'
+        'tags:[<|"|>a<|"|>,true],where:{lat:1.5,to:None}}<tool_call|>'
         '<|tool_call>call:local_time{zone:<|"|>CET<|"|>}<tool_call|><|tool_response>'
     )
     parsed = read_calls(text, gemma, {})
     assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == [
         (
             "get_weather",
-            {"city": 'Paris, "FR"', "days": 2, "tags": ["a", True], "where": {"lat": 1.5}},
+            {
+                "city": 'Paris, "FR"',
+                "days": 2,
+                "tags": ["a", True],
+                "where": {"lat": 1.5, "to": None},
+            },
         ),
         ("local_time", {"zone": "CET"}),
     ]
@@ -278,11 +284,12 @@ def test_xml_arguments_are_typed_by_the_tool_schema(formats: dict[str, CallForma
         "<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>"
     )
     schemas = {"get_weather": WEATHER_SCHEMA}
+    coder = coder.replace("</function>", "<parameter=windy>\nTrue\n</parameter>\n</function>")
     for text, call_format, expected in (
         (
             coder,
             formats["qwen3_coder_tools"],
-            {"city": "1984", "days": 3, "note": "line one\nline two"},
+            {"city": "1984", "days": 3, "note": "line one\nline two", "windy": True},
         ),
         (glm, formats["glm_tools"], {"city": "1984", "days": 3}),
     ):

@@ -31,6 +31,7 @@ _GEMMA_KEY = re.compile(r"([^:{}\[\],\s]+)\s*:")
 _GEMMA_SCALAR = re.compile(r"[^,}\]\s]+")
 _GLM_ARGUMENT = re.compile(r"\s*<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.DOTALL)
 _ARGUMENT_KEYS = ("arguments", "parameters")
+_PYTHON_LITERALS: Mapping[str, Any] = {"True": True, "False": False, "None": None}
 
 
 class MalformedToolCallError(ValueError):
@@ -147,14 +148,25 @@ def read_arguments(
 
 
 def _typed(value: str, schema: Mapping[str, Any] | None) -> Any:
-    """An XML argument value: text for string properties, else JSON where it parses."""
+    """An XML argument value: text for string properties, else JSON (or a Python literal, as
+    templates write booleans with ``| string``) where it parses."""
     kind = (schema or {}).get("type")
     if kind == "string" or (isinstance(kind, list) and kind == ["string"]):
         return value
     try:
-        return json.loads(value)
-    except json.JSONDecodeError:
+        return _scalar(value)
+    except MalformedToolCallError:
         return value
+
+
+def _scalar(text: str) -> Any:
+    """A JSON value, or ``True``/``False``/``None`` as Jinja writes Python's."""
+    if text in _PYTHON_LITERALS:
+        return _PYTHON_LITERALS[text]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MalformedToolCallError(f"not a value: {text!r}") from error
 
 
 def _skip_space(text: str, position: int) -> int:
@@ -175,10 +187,7 @@ def _gemma_value(text: str, start: int) -> tuple[Any, int]:
     match = _GEMMA_SCALAR.match(text, start)
     if match is None:
         raise MalformedToolCallError(f"no value at {text[start:]!r}")
-    try:
-        return json.loads(match.group()), match.end()
-    except json.JSONDecodeError as error:
-        raise MalformedToolCallError(f"not a value: {match.group()!r}") from error
+    return _scalar(match.group()), match.end()
 
 
 def _gemma_container(text: str, start: int) -> tuple[Any, int]:
