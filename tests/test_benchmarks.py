@@ -8,40 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cookiecutter.main import cookiecutter
 
-from conftest import TEMPLATE, run
+from conftest import bake_default_once, project_environment, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("bench-bake")
-    no_verification = {"verify_generated_project": False}  # module scope: before autouse
-    return Path(
-        cookiecutter(
-            str(TEMPLATE), no_input=True, extra_context=no_verification, output_dir=str(output)
-        )
-    )
-
-
-def _environment(project: Path) -> dict[str, str]:
-    return {"PYTHONPATH": f"{project / 'src'}:{project / 'tests'}", "HF_HUB_OFFLINE": "1"}
+    return bake_default_once(tmp_path_factory, "bench-bake")
 
 
 @pytest.fixture(scope="module")
 def tiny_model(baked: Path) -> Path:
     path = baked.parent / "tiny-model"
     build = f"import tiny_models as t, pathlib as p; t.build_tiny_model(p.Path({str(path)!r}))"
-    run([sys.executable, "-c", build], baked, **_environment(baked))
+    run([sys.executable, "-c", build], baked, **project_environment(baked))
     return path
 
 
 def _bench(project: Path, script: str, *arguments: str) -> tuple[str, Any]:
     results = project / f"{script}.json"
     command = [sys.executable, f"benchmarks/{script}.py", *arguments, "--json", str(results)]
-    printed = run(command, project, **_environment(project)).stdout
+    printed = run(command, project, **project_environment(project)).stdout
     return printed, json.loads(results.read_text("utf-8"))
 
 

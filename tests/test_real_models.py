@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cookiecutter.main import cookiecutter
 
-from conftest import TEMPLATE, run
+from conftest import TEMPLATE, bake_default_once, project_environment, run
 
 REAL_MODELS = TEMPLATE.parent / "shared" / "real-models"
 NAMES = ("qwen3-0.6b", "llama-3.1-8b-instruct", "mistral-7b-instruct-v0.3", "gemma-4-it")
@@ -44,25 +43,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("real-models-bake")
-    no_verification = {"verify_generated_project": False}  # module scope: before autouse
-    return Path(
-        cookiecutter(
-            str(TEMPLATE), no_input=True, extra_context=no_verification, output_dir=str(output)
-        )
-    )
-
-
-def _environment(project: Path) -> dict[str, str]:
-    return {"PYTHONPATH": f"{project / 'src'}:{project / 'tests'}"}
+    return bake_default_once(tmp_path_factory, "real-models-bake")
 
 
 @pytest.fixture(scope="module")
 def checks(baked: Path, models: dict[str, Path]) -> dict[str, Any]:
     script = TEMPLATE / "tests" / "real_models_check.py"
-    output = run(
-        [sys.executable, str(script), *map(str, models.values())], baked, **_environment(baked)
-    )
+    command = [sys.executable, str(script), *map(str, models.values())]
+    output = run(command, baked, **project_environment(baked))
     result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     return result
 
@@ -82,7 +70,7 @@ def bench(baked: Path, models: dict[str, Path]) -> dict[str, Any]:
     ]
     for model in models.values():
         command += ["--model", str(model)]
-    run([*command, "--json", str(results)], baked, **_environment(baked))
+    run([*command, "--json", str(results)], baked, **project_environment(baked))
     return {Path(entry["model"]).name: entry for entry in json.loads(results.read_text("utf-8"))}
 
 
