@@ -85,17 +85,24 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/chat_templates/vision_rejects_system.jinja",
     ],
     "function_calling": [
-        "{package}/_tool_grammar.py",
+        "{package}/_tool_format.py",
         "{package}/_tool_parsers.py",
         "{package}/_tools.py",
         "benchmarks/bench_tools.py",
+        "tests/chat_templates/gemma4_tools.jinja",
+        "tests/chat_templates/glm_tools.jinja",
         "tests/chat_templates/llama3_tools.jinja",
         "tests/chat_templates/mistral_tools.jinja",
+        "tests/chat_templates/mistral_v11_tools.jinja",
+        "tests/chat_templates/mistral_v13_tools.jinja",
+        "tests/chat_templates/no_tools.jinja",
+        "tests/chat_templates/qwen3_coder_tools.jinja",
+        "tests/test_tool_format.py",
         "tests/test_tools.py",
+        "tests/tool_templates.py",
     ],
     "json_output": [
         "{package}/_json_output.py",
-        "{package}/_grammar.py",
         "{package}/_schema.py",
         "tests/test_json_output.py",
         "tests/test_schema.py",
@@ -103,6 +110,10 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "benchmarks/bench_json.py",
     ],
     "structured_output": ["tests/test_structured_output.py"],
+}
+# Files that several capabilities use: they exist when any of these was answered "yes".
+SHARED_FILES: dict[str, list[str]] = {
+    "{package}/_constrained.py": ["function_calling", "json_output"],
 }
 # Files that exist only when a capability was answered "no".
 DISABLED_FILES: dict[str, list[str]] = {
@@ -142,6 +153,11 @@ def unselected_files(answers: Mapping[str, Any]) -> list[str]:
             paths.extend(path.format(package=package) for path in STAND_INS.get(capability, {}))
     if answers["license"] == "Proprietary":
         paths.extend(PUBLISHING_FILES)
+    paths.extend(
+        path.format(package=package)
+        for path, capabilities in SHARED_FILES.items()
+        if not any(answers[capability] for capability in capabilities)
+    )
     return paths
 
 

@@ -74,6 +74,23 @@ def bake(tmp_path: Path) -> Bake:
     return _bake
 
 
+def bake_default_once(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """The default project, baked without verification (for module-scoped fixtures, which
+    run before the autouse fixture that turns verification off)."""
+    output = tmp_path_factory.mktemp(name)
+    no_verification = {"verify_generated_project": False}
+    return Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=no_verification, output_dir=str(output)
+        )
+    )
+
+
+def project_environment(project: Path) -> dict[str, str]:
+    """What runs a baked project's scripts in place: its sources and test helpers importable."""
+    return {"PYTHONPATH": f"{project / 'src'}:{project / 'tests'}", "HF_HUB_OFFLINE": "1"}
+
+
 def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run a command in a baked project; fail the test with its output when it fails."""
     result = subprocess.run(

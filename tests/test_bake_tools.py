@@ -10,11 +10,15 @@ from conftest import Bake, is_stand_in
 
 PACKAGE = "src/autogen_huggingface_client"
 TOOL_FILES = [
+    f"{PACKAGE}/_tool_format.py",
     f"{PACKAGE}/_tool_parsers.py",
-    f"{PACKAGE}/_tool_grammar.py",
     "tests/test_tools.py",
+    "tests/test_tool_format.py",
+    "tests/tool_templates.py",
+    "tests/chat_templates/gemma4_tools.jinja",
     "tests/chat_templates/llama3_tools.jinja",
     "tests/chat_templates/mistral_tools.jinja",
+    "tests/chat_templates/no_tools.jinja",
     "benchmarks/bench_tools.py",
 ]
 
@@ -42,5 +46,18 @@ def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_cal
 
 def test_install_hint_names_the_project_extra(bake: Bake) -> None:
     project = bake(project_name="Tools Client")
-    tools = (project / "src/tools_client/_tools.py").read_text("utf-8")
-    assert "INSTALL_XGRAMMAR = \"pip install 'tools-client[constrained]'\"" in tools
+    constrained = (project / "src/tools_client/_constrained.py").read_text("utf-8")
+    assert "INSTALL_HINT = \"pip install 'tools-client[constrained]'\"" in constrained
+
+
+@pytest.mark.parametrize(
+    ("function_calling", "json_output"), [(True, False), (False, True), (False, False)]
+)
+def test_the_constrained_module_exists_when_a_capability_uses_it(
+    bake: Bake, function_calling: bool, json_output: bool
+) -> None:
+    project = bake(
+        function_calling=function_calling, json_output=json_output, structured_output=False
+    )
+    used = function_calling or json_output
+    assert (project / PACKAGE / "_constrained.py").is_file() is used

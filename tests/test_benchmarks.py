@@ -9,40 +9,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cookiecutter.main import cookiecutter
 
-from conftest import TEMPLATE, run
+from conftest import bake_default_once, project_environment, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("bench-bake")
-    no_verification = {"verify_generated_project": False}  # module scope: before autouse
-    return Path(
-        cookiecutter(
-            str(TEMPLATE), no_input=True, extra_context=no_verification, output_dir=str(output)
-        )
-    )
-
-
-def _environment(project: Path) -> dict[str, str]:
-    return {"PYTHONPATH": f"{project / 'src'}:{project / 'tests'}", "HF_HUB_OFFLINE": "1"}
+    return bake_default_once(tmp_path_factory, "bench-bake")
 
 
 @pytest.fixture(scope="module")
 def tiny_model(baked: Path) -> Path:
     path = baked.parent / "tiny-model"
     build = f"import tiny_models as t, pathlib as p; t.build_tiny_model(p.Path({str(path)!r}))"
-    run([sys.executable, "-c", build], baked, **_environment(baked))
+    run([sys.executable, "-c", build], baked, **project_environment(baked))
     return path
 
 
 def _bench(project: Path, script: str, *arguments: str) -> tuple[str, Any]:
     results = project / f"{script}.json"
     command = [sys.executable, f"benchmarks/{script}.py", *arguments, "--json", str(results)]
-    printed = run(command, project, **_environment(project)).stdout
+    printed = run(command, project, **project_environment(project)).stdout
     return printed, json.loads(results.read_text("utf-8"))
 
 
@@ -85,16 +74,18 @@ def test_json_benchmark_measures_grammar_work(baked: Path, tiny_model: Path) -> 
     _targets_reported(printed, result["targets"])
 
 
-def test_tools_benchmark_forces_calls_even_on_a_small_budget(baked: Path, tiny_model: Path) -> None:
-    printed, result = _bench(
-        baked, "bench_tools", "--model", str(tiny_model), "--repeats", "1", "--max-new-tokens", "8"
+def test_tools_benchmark_forces_calls_and_reads_native_ones(baked: Path, tiny_model: Path) -> None:
+    printed, results = _bench(
+        baked, "bench_tools", "--model", str(tiny_model), "--seeds", "1", "--max-new-tokens", "48"
     )
-    assert "forced_vs_free" in printed
-    assert result["forced_call_tokens"] == 8
-    assert result["forced_calls_cut_off"] == 1
-    assert result["compile_cached_s"] < result["compile_first_s"]
-    assert re.search(r"^compile_first +\d+\.\d+ ms$", printed, re.MULTILINE), printed
-    assert result["forced_tokens_per_s"] > 0
+    assert "forced call, required" in printed
+    assert "target" in printed
+    (result,) = results
+    assert (result["required_valid"], result["named_valid"]) == (1, 1)
+    assert (result["read_one"], result["read_two"]) == ("PASS", "PASS")
+    assert result["arguments"] == "json"
+    assert result["compile_cached_ms"] < result["compile_first_ms"]
+    assert result["mask_ms_per_token"] > 0
     _targets_reported(printed, result["targets"])
 
 

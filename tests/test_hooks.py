@@ -70,11 +70,14 @@ def test_unselected_capability_files_are_listed(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(post, "OPTIONAL_FILES", {"vision": ["{package}/_vision.py"]})
     monkeypatch.setattr(post, "DISABLED_FILES", {"vision": ["tests/test_vision_disabled.py"]})
     monkeypatch.setattr(post, "STAND_INS", {"vision": {"{package}/_no_vision.py": "x"}})
+    monkeypatch.setattr(post, "SHARED_FILES", {"{package}/_shared.py": ["vision", "json_output"]})
     assert post.unselected_files({**GOOD, "vision": False}) == ["src/good/_vision.py"]
     assert post.unselected_files({**GOOD, "vision": True}) == [
         "tests/test_vision_disabled.py",
         "src/good/_no_vision.py",
     ]
+    neither = {**GOOD, "vision": False, "json_output": False}
+    assert post.unselected_files(neither) == ["src/good/_vision.py", "src/good/_shared.py"]
 
 
 def test_stand_ins_take_the_place_of_unchosen_modules(tmp_path: Path) -> None:

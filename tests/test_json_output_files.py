@@ -10,7 +10,6 @@ from conftest import Bake, is_stand_in
 
 PACKAGE = "src/autogen_huggingface_client"
 JSON_FILES = [
-    f"{PACKAGE}/_grammar.py",
     f"{PACKAGE}/_schema.py",
     "tests/test_json_output.py",
     "tests/test_schema.py",

@@ -264,6 +264,40 @@ async def test_template_without_system_role_gets_it_folded_into_the_user_turn(
     await client.close()
 
 
+async def test_a_refused_later_system_message_is_folded_for_that_request_only(
+    tiny_model_path: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    template = (CHAT_TEMPLATES / "rejects_later_system.jinja").read_text(encoding="utf-8")
+    client = Client(model_name=str(tiny_model_path), chat_template=template, max_new_tokens=2)
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    later: list[LLMMessage] = [
+        SystemMessage(content="Be brief."),
+        UserMessage(content="Hello!", source="user"),
+        AssistantMessage(content="Hi.", source="assistant"),
+        SystemMessage(content="Now in French."),
+        UserMessage(content="Bye!", source="user"),
+    ]
+    leading = later[:2]
+    try:
+        for _ in range(2):  # the fold of one request leaves the next one as it is
+            assert client.count_tokens(later) == count(
+                "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
+                "<|im_start|>assistant\nHi.<|im_end|>\n"
+                "<|im_start|>user\nNow in French.\n\nBye!<|im_end|>\n<|im_start|>assistant\n"
+            )
+            result = await client.create(later)
+            assert result.usage.prompt_tokens == client.count_tokens(later)
+            assert client.count_tokens(leading) == count(
+                "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
+                "<|im_start|>assistant\n"
+            )
+    finally:
+        await client.close()
+
+
 async def test_extra_create_args_pass_through_and_are_checked(client: Client) -> None:
     result = await client.create(
         [HELLO], extra_create_args={"max_new_tokens": 3, "no_repeat_ngram_size": 2}

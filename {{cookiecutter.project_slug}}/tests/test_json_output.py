@@ -14,11 +14,12 @@ import torch
 import xgrammar as xgr
 from autogen_core.models import CreateResult, ModelInfo, UserMessage
 from autogen_core.tools import FunctionTool
-from pydantic import BaseModel, Field, RootModel
-from transformers import LogitsProcessor, PreTrainedModel
+from pydantic import BaseModel, Field, RootModel, create_model
+from transformers import LogitsProcessor
 
 from {{ cookiecutter.package_name }} import CapabilityError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+from {{ cookiecutter.package_name }}._constrained import CACHE_SIZE, Compilers, Grammar
 from {{ cookiecutter.package_name }}._json_output import JsonOutput
 from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
 
@@ -269,16 +270,36 @@ def test_missing_xgrammar_names_the_extra(
     from {{ cookiecutter.package_name }}._config import GenerationSettings
 
     monkeypatch.setitem(sys.modules, "xgrammar", None)  # import xgrammar now raises ImportError
-    monkeypatch.delitem(sys.modules, "{{ cookiecutter.package_name }}._grammar", raising=False)
-
-    def no_model() -> PreTrainedModel:
-        raise AssertionError("the model is not needed to refuse the request")
-
-    json_output = JsonOutput(
-        AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO, no_model
-    )
+    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO)
     with pytest.raises(CapabilityError, match=r"pip install '.*\[constrained\]'"):
         json_output.constrain(True, GenerationSettings(), {})
+
+
+def test_converted_schemas_are_kept_for_the_64_latest_answers(tiny_model_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO)
+    answers = [create_model(f"Answer{index}", value=(int, ...)) for index in range(80)]
+    schemas = [json_output.schema_json(answer) for answer in answers]
+    assert len(json_output._schemas) == CACHE_SIZE == 64
+    assert json_output._schemas.get(answers[0]) is None  # the oldest went first
+    assert json_output._schemas.get(answers[-1]) == schemas[-1]
+    assert json_output.schema_json(answers[0]) == schemas[0]  # converted again when needed
+
+
+def test_compiled_grammars_are_kept_for_the_64_latest(tiny_model_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    compilers = Compilers(tokenizer)
+    grammars = [
+        Grammar("json_schema", json.dumps({"type": "integer", "maximum": n}), tokenizer)
+        for n in range(70)
+    ]
+    compiled = [compilers.compile(grammar, len(tokenizer)) for grammar in grammars]
+    assert len(compilers._compiled) == CACHE_SIZE
+    assert compilers.compile(grammars[-1], len(tokenizer)) is compiled[-1]
+    assert compilers.compile(grammars[0], len(tokenizer)) is not compiled[0]  # dropped, rebuilt
 
 
 def test_model_info_reports_json_output() -> None:

@@ -18,7 +18,7 @@ from schema_models import SUPPORTED, UNSUPPORTED
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import UnsupportedSchemaError
-from {{ cookiecutter.package_name }}._grammar import GrammarCache, tokenizer_info
+from {{ cookiecutter.package_name }}._constrained import Compilers, Grammar, tokenizer_info
 from {{ cookiecutter.package_name }}._schema import enforceable_schema, pattern_problem, string_schema
 
 
@@ -36,12 +36,13 @@ def random_walks(
     eos = tokenizer.eos_token_id
     assert isinstance(eos, int)
     vocab_size = len(tokenizer)
-    compiled = GrammarCache(tokenizer).compiled(json.dumps(schema), vocab_size, {eos})
+    grammar = Grammar("json_schema", json.dumps(schema), tokenizer)
+    compiled = Compilers.of(tokenizer).compile(grammar, vocab_size)
     rng = random.Random(seed)
     texts: list[str] = []
     unfinished = 0
     for _ in range(count):
-        matcher = xgr.GrammarMatcher(compiled)
+        matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[eos])
         bitmask = xgr.allocate_token_bitmask(1, vocab_size)
         token_ids: list[int] = []
         for _step in range(400):
@@ -143,18 +144,20 @@ def test_unsafe_patterns_are_refused(pattern: str, reason: str) -> None:
     assert reason in problem
 
 
-def test_tokenizer_info_blanks_special_tokens_but_not_stop_tokens(
+def test_tokenizer_info_blanks_special_tokens_but_stop_and_kept_ones(
     tokenizer: PreTrainedTokenizerBase,
 ) -> None:
     eos = tokenizer.eos_token_id
     assert isinstance(eos, int)
-    info = tokenizer_info(tokenizer, len(tokenizer), {eos})
+    info = tokenizer_info(tokenizer, len(tokenizer))
     start = tokenizer.convert_tokens_to_ids("<|im_start|>")
     think = tokenizer.convert_tokens_to_ids("<think>")
     assert start in info.special_token_ids
     assert eos not in info.special_token_ids
     assert think not in info.special_token_ids  # an added token, but not special: ordinary text
     assert info.stop_token_ids == [eos]
+    kept = tokenizer_info(tokenizer, len(tokenizer), ["<|im_start|>"])  # a format's marker
+    assert start not in kept.special_token_ids
 
 
 def test_rewrite_keeps_property_order_and_strictness() -> None:

@@ -51,7 +51,7 @@ def test_no_tool_calling_code_or_config() -> None:
     assert "tool_call_format" not in Config.model_fields
     with pytest.raises(ValidationError):
         Config(tool_call_format="hermes")  # type: ignore[call-arg]
-    for module in ("_tool_parsers", "_tool_grammar"):
+    for module in ("_tool_parsers", "_tool_format"):
         assert importlib.util.find_spec(f"{{ cookiecutter.package_name }}.{module}") is None
 
 

@@ -6,11 +6,12 @@ in ``tests/chat_templates``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from {{ cookiecutter.package_name }}._tiny_models import CHAT_TEMPLATE, save_greedy, train_tokenizer
 from {{ cookiecutter.package_name }}._tiny_models import build_tiny_model as _build_tiny_model
@@ -23,6 +24,7 @@ __all__ = [
     "build_tiny_model",
     "save_greedy",
     "template_text",
+    "tiny_tokenizer",
     "train_tokenizer",
 ]
 
@@ -32,6 +34,21 @@ def template_text(name: str) -> str:
     if name == "chatml_tools":
         return CHAT_TEMPLATE
     return (CHAT_TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+def tiny_tokenizer(
+    chat_template: str | None = "chatml_tools",
+    *,
+    vocab_size: int = 512,
+    special_tokens: Sequence[str] = (),
+) -> PreTrainedTokenizerFast:
+    """The tiny models' tokenizer, with a chat template by name (``None``: no template) and
+    extra special (control) tokens."""
+    tokenizer = train_tokenizer(vocab_size)
+    tokenizer.add_tokens(list(special_tokens), special_tokens=True)
+    if chat_template is not None:
+        tokenizer.chat_template = template_text(chat_template)
+    return tokenizer
 
 
 def build_tiny_model(path: Path, *, chat_template: str | None = "chatml_tools", **options: Any) -> Path:

@@ -24,13 +24,12 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
-from transformers import PreTrainedModel
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
 from ._checks import check_messages
 from ._decoding import request_settings
 from ._engine import Engine, TokenCallback
-from ._generation import GenerationOutput, GenerationRequest
+from ._generation import Constraint, GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
 from ._loading import check_model_source, check_tokenizer, context_window, load_model_config
 from ._local_engine import LocalEngine
@@ -116,8 +115,8 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             self._engine = local
         else:
             self._engine = RemoteEngine(self._config, self._tokenizer)
-        self._tool_calling = ToolCalling(self._tokenizer, self._config, self._loaded_model)
-        self._json_output = JsonOutput(self._tokenizer, self._model_info, self._loaded_model)
+        self._tool_calling = ToolCalling(self._renderer, self._config)
+        self._json_output = JsonOutput(self._tokenizer, self._model_info)
         self._usage_lock = threading.Lock()
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._closed = False
@@ -284,11 +283,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
 
     # -- Internals ---------------------------------------------------------------------
 
-    def _loaded_model(self) -> PreTrainedModel:
-        """The local engine's model (on its thread, once loaded)."""
-        assert isinstance(self._engine, LocalEngine)
-        return self._engine.model.result()
-
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} was closed; create a new client.")
@@ -305,7 +299,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             raise CapabilityError(
                 "This client does not support tools (model_info function_calling is false)."
             )
-        return self._renderer.encode(chat, to_chat_tools(tools))
+        return self._renderer.encode(*self._tool_calling.prompt(chat, to_chat_tools(tools)))
 
     async def _prepare(
         self,
@@ -320,8 +314,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         chat = self._to_chat(messages)
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
+        constraint: Constraint | None = None
         if json_output:
-            settings, passthrough = self._json_output.constrain(
+            settings, constraint = self._json_output.constrain(
                 json_output, settings, passthrough, tools=tools
             )
         if self._renderer.runs_torch(chat):  # images: preprocessed on the engine's thread
@@ -332,33 +327,38 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         room = self._context_window - len(input_ids)
         if room <= 0:
             raise ContextWindowExceededError(len(input_ids), self._context_window)
+        max_new_tokens = min(settings.max_new_tokens, room)
+        starts_in_thought = decode(self._tokenizer, input_ids[-4:]).rstrip().endswith(THINK_OPEN)
+        settings, tool_grammar = self._tool_calling.prepare(
+            tool_request,
+            settings,
+            prompt_ids=input_ids,
+            starts_in_thought=starts_in_thought,
+            max_new_tokens=max_new_tokens,
+        )
+        if tool_grammar is not None and int(passthrough.get("num_beams") or 1) > 1:
+            raise ValueError("A forced tool call follows one sequence: num_beams must be 1.")
+        constraint = constraint or tool_grammar
         stop = list(settings.stop)
-        if self._renderer.uses_fallback and FALLBACK_STOP not in stop:
-            stop.append(FALLBACK_STOP)
+        if self._renderer.uses_fallback and constraint is None and FALLBACK_STOP not in stop:
+            stop.append(FALLBACK_STOP)  # a grammar decides itself where the answer ends
             settings = settings.model_copy(update={"stop": stop})
-        prompt_tail = decode(self._tokenizer, input_ids[-4:]).rstrip()
         prepared = _PreparedRequest(
             chat=self._renderer.loggable(chat),
             generation=GenerationRequest(
                 input_ids=input_ids,
-                max_new_tokens=min(settings.max_new_tokens, room),
+                max_new_tokens=max_new_tokens,
                 settings=settings,
                 extra_arguments=passthrough,
                 model_inputs=prompt.model_inputs,
+                constraint=constraint,
             ),
             stop=stop,
-            starts_in_thought=prompt_tail.endswith(THINK_OPEN),
+            starts_in_thought=starts_in_thought,
             think_tags=not json_output,  # JSON strings may contain "<think>"
         )
         prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from
         prepared.keep_special = tool_request.marker_token_ids
-        prepared.generation.extra_arguments = self._tool_calling.prepare(
-            tool_request,
-            passthrough,
-            prompt_ids=input_ids,
-            stop=stop,
-            starts_in_thought=prepared.starts_in_thought,
-        )
         return prepared
 
     async def _generate(

@@ -114,8 +114,10 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
 {%- if cookiecutter.function_calling %}
     tool_call_format: Literal["auto", "hermes", "llama3", "mistral"] = Field(
         default="auto",
-        description="How the model writes tool calls; 'auto': the tokenizer's response parser, "
-        "else the format its chat template uses.",
+        description="How the model writes tool calls. 'auto': learnt from the chat template (read "
+        "with the tokenizer's response parser where it ships one); 'hermes': <tool_call>{\"name\": "
+        "..., \"arguments\": {...}}</tool_call>; 'llama3': {\"name\": ..., \"parameters\": {...}}; "
+        "'mistral': [TOOL_CALLS] [{\"name\": ..., \"arguments\": {...}, \"id\": ...}].",
     )
 {%- endif %}
 

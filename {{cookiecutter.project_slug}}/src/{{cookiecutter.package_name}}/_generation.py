@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, PreTrainedModel
+from transformers import GenerationConfig
 
 from ._config import GenerationSettings
 
@@ -97,30 +97,3 @@ class GenerationOutput:
     cancelled: bool
     reused_prompt_tokens: int = 0
     """Leading prompt tokens whose keys and values were reused instead of processed again."""
-
-
-class LazyLogitsProcessor(LogitsProcessor):
-    """A logits processor built at the first decoding step, on the thread running the model.
-
-    Grammar processors need the width of the logits (the model's vocabulary) and heavy work
-    (importing and compiling with xgrammar) that belongs on the engine thread; ``build`` gets
-    the width and returns the real processor. Stateful processors need one of these per request.
-    """
-
-    def __init__(self, build: Callable[[int], LogitsProcessor]) -> None:
-        self._build = build
-        self._processor: LogitsProcessor | None = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._processor is None:
-            self._processor = self._build(scores.shape[-1])
-        processed: torch.FloatTensor = self._processor(input_ids, scores)
-        return processed
-
-
-def eos_token_ids(model: PreTrainedModel, extra_arguments: dict[str, Any]) -> set[int]:
-    """The token ids that end a sequence for this request."""
-    eos = extra_arguments.get("eos_token_id", model.generation_config.eos_token_id)
-    if eos is None:
-        return set()
-    return {int(eos)} if isinstance(eos, int) else {int(token) for token in eos}

@@ -6,27 +6,23 @@ It has the JSON output module's interface, so the client reads the same either w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from autogen_core.models import ModelInfo
 from pydantic import BaseModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from ._config import GenerationSettings
 from ._errors import CapabilityError
+from ._generation import Constraint
 
 
 class JsonOutput:
     """Refuses ``json_output``: regenerate the project with ``json_output=yes`` to use it."""
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        model_info: ModelInfo,
-        model: Callable[[], PreTrainedModel],
-    ) -> None:
-        del tokenizer, model_info, model  # nothing to set up without JSON output
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, model_info: ModelInfo) -> None:
+        del tokenizer, model_info  # nothing to set up without JSON output
 
     def constrain(
         self,
@@ -35,7 +31,7 @@ class JsonOutput:
         arguments: Mapping[str, Any],
         *,
         tools: Sequence[object] = (),
-    ) -> tuple[GenerationSettings, dict[str, Any]]:
+    ) -> tuple[GenerationSettings, Constraint]:
         """Raises ``CapabilityError``: this client has no JSON output."""
         raise CapabilityError(
             "This client was generated without JSON output (json_output=no): regenerate "

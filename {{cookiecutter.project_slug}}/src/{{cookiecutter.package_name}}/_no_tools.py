@@ -6,17 +6,18 @@ request with tools is refused with a clear error, one without goes on unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from autogen_core import FunctionCall
 from autogen_core.tools import Tool, ToolSchema
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
-from ._generation import GenerationOutput
+from ._generation import Constraint, GenerationOutput
+from ._prompt import ChatMessage, PromptRenderer
 from ._text import ResponseParser
 
 ToolChoice = Tool | Literal["auto", "required", "none"]
@@ -42,13 +43,14 @@ class ToolRequest:
 class ToolCalling:
     """Refuses tools: regenerate the project with ``function_calling=yes`` to use them."""
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        config: Config,
-        model: Callable[[], PreTrainedModel],
-    ) -> None:
-        del tokenizer, config, model  # nothing to set up without tools
+    def __init__(self, renderer: PromptRenderer, config: Config) -> None:
+        del renderer, config  # nothing to set up without tools
+
+    def prompt(
+        self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> tuple[list[ChatMessage], list[dict[str, Any]] | None]:
+        """``chat`` and ``tools`` unchanged."""
+        return chat, tools
 
     def request(self, tools: Sequence[Tool | ToolSchema], tool_choice: ToolChoice) -> ToolRequest:
         """A request without tools; tools, or a choice that needs them, are refused.
@@ -66,14 +68,14 @@ class ToolCalling:
     def prepare(
         self,
         request: ToolRequest,
-        extra_arguments: dict[str, Any],
+        settings: GenerationSettings,
         *,
         prompt_ids: list[int],
-        stop: list[str],
         starts_in_thought: bool,
-    ) -> dict[str, Any]:
-        """The ``generate`` arguments, unchanged."""
-        return extra_arguments
+        max_new_tokens: int,
+    ) -> tuple[GenerationSettings, Constraint | None]:
+        """The settings, unchanged, and no grammar."""
+        return settings, None
 
     def answer(
         self, request: ToolRequest, output: GenerationOutput, parser: ResponseParser

@@ -120,12 +120,13 @@ def to_chat_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]] | 
     return definitions
 
 
-def _merge_system_messages(chat: list[ChatMessage]) -> list[ChatMessage]:
-    """For templates that reject the system role: fold system text into the next user turn."""
+def merge_system_messages(chat: list[ChatMessage], *, keep_leading: bool) -> list[ChatMessage]:
+    """For templates that refuse system messages: fold their text into the next user turn
+    (all of them, or all but a leading one)."""
     merged: list[ChatMessage] = []
     pending: list[str] = []
-    for message in chat:
-        if message["role"] == "system":
+    for index, message in enumerate(chat):
+        if message["role"] == "system" and not (keep_leading and index == 0):
             pending.append(message["content"])
         elif message["role"] == "user" and pending:
             merged.append({**message, "content": "\n\n".join([*pending, message["content"]])})
@@ -138,7 +139,13 @@ def _merge_system_messages(chat: list[ChatMessage]) -> list[ChatMessage]:
 
 
 class PromptRenderer:
-    """Renders chats through the model's chat template (or an override, or the fallback)."""
+    """Renders chats through the model's chat template (or an override, or the fallback).
+
+    Rendering keeps no state across requests. At construction, two probe renders tell whether
+    the template refuses a leading system message, or a later one; a request whose chat has
+    such a message gets it folded into the next user turn (that request only). A template
+    that refuses anyway gets a second try with every system message folded.
+    """
 
     model_class: type[_BaseAutoModelClass] = AutoModelForCausalLM
     """The auto class that loads a model for these prompts."""
@@ -147,7 +154,10 @@ class PromptRenderer:
         self.tokenizer = tokenizer
         self.uses_fallback = chat_template is None and not tokenizer.chat_template
         self._template = FALLBACK_CHAT_TEMPLATE if self.uses_fallback else chat_template
-        self._merge_system = False
+        system, user = SystemMessage(content="Probe."), UserMessage(content="Probe.", source="user")
+        answer = AssistantMessage(content="Probe.", source="assistant")
+        self._refuses_leading_system = not self._renders([system, user])
+        self._refuses_later_system = not self._renders([user, answer, system, user])
 
     def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
         """The messages as this renderer's chat template takes them."""
@@ -162,9 +172,33 @@ class PromptRenderer:
         on the client's worker thread. Text goes through the tokenizer only."""
         return False
 
+    def render_messages(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool,
+    ) -> str:
+        """The prompt text of ``messages`` as the template renders it (no system folding)."""
+        text = self.tokenizer.apply_chat_template(
+            self.to_chat(messages),
+            tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools),
+            chat_template=self._template,
+            add_generation_prompt=add_generation_prompt,
+            tokenize=False,
+        )
+        assert isinstance(text, str)
+        return text
+
+    def _renders(self, messages: Sequence[LLMMessage]) -> bool:
+        try:
+            self.render_messages(messages, None, True)
+        except TemplateError:
+            return False
+        return True
+
     def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
         encoding = self.tokenizer.apply_chat_template(
-            _merge_system_messages(chat) if self._merge_system else chat,
+            chat,
             tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools),
             chat_template=self._template,
             add_generation_prompt=True,
@@ -174,19 +208,22 @@ class PromptRenderer:
         input_ids: list[int] = cast(BatchEncoding, encoding)["input_ids"]
         return EncodedPrompt(input_ids)
 
+    def _folded(self, chat: list[ChatMessage], *, keep_leading: bool) -> list[ChatMessage]:
+        """``chat`` with its system messages (all, or all but a leading one) folded."""
+        return merge_system_messages(chat, keep_leading=keep_leading)
+
     def encode(
         self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None = None
     ) -> EncodedPrompt:
         """The prompt the model gets for ``chat``."""
+        systems = [index for index, message in enumerate(chat) if message["role"] == "system"]
+        fold_all = bool(systems) and systems[0] == 0 and self._refuses_leading_system
+        fold_later = any(index > 0 for index in systems) and self._refuses_later_system
+        folded = fold_all or fold_later
+        rendered = self._folded(chat, keep_leading=not fold_all) if folded else chat
         try:
-            return self._render(chat, tools)
+            return self._render(rendered, tools)
         except TemplateError:
-            # Some templates (Gemma, older Mistral) raise on a system message.
-            if self._merge_system or not any(m["role"] == "system" for m in chat):
+            if not systems or fold_all:
                 raise
-            self._merge_system = True
-            try:
-                return self._render(chat, tools)
-            except TemplateError:
-                self._merge_system = False
-                raise
+            return self._render(self._folded(chat, keep_leading=False), tools)

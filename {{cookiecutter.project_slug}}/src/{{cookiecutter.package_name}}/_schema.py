@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._constrained import string_pattern
 from ._errors import CapabilityError
 
 with warnings.catch_warnings():  # deprecated aliases of re._parser; the only typed way in
@@ -96,23 +97,9 @@ _GENERAL_KEYWORDS = frozenset(
 )
 _NUMBER_DECIMALS = 6  # xgrammar writes bounded numbers with at most this many decimals
 
-# JSON string content, as raw text between the quotes: characters that need no escaping
-# (no C0/C1 controls, quote, backslash or surrogate), simple escapes, \u escapes of
-# non-surrogates, and well-formed surrogate pairs. Each alternative is one character.
-_PLAIN_CHARACTER = "[ !#-\\[\\]-~\u00a0-\ud7ff\ue000-\U0010ffff]"
-_SIMPLE_ESCAPE = '\\\\["\\\\/bfnrt]'
-_UNICODE_ESCAPE = "\\\\u(?:[0-9a-cA-Ce-fE-F][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2})"
-_SURROGATE_PAIR = "\\\\u[dD][89abAB][0-9a-fA-F]{2}\\\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-_JSON_CHARACTER = f"(?:{_PLAIN_CHARACTER}|{_SIMPLE_ESCAPE}|{_UNICODE_ESCAPE}|{_SURROGATE_PAIR})"
-
-
 def string_schema(min_length: int = 0, max_length: int | None = None) -> Schema:
     """A string of ``min_length`` to ``max_length`` characters that is always valid JSON."""
-    if min_length == 0 and max_length is None:
-        repeat = "*"
-    else:
-        repeat = "{" + f"{min_length},{'' if max_length is None else max_length}" + "}"
-    return {"type": "string", "pattern": f"^{_JSON_CHARACTER}{repeat}$"}
+    return {"type": "string", "pattern": string_pattern(min_length, max_length)}
 
 
 def _unsafe(code: int) -> bool:

@@ -128,6 +128,11 @@ class ResponseParser:
         """True once a stop string was found."""
 
     @property
+    def stop_strings(self) -> list[str]:
+        """The stop strings this parser applies."""
+        return list(self._stop)
+
+    @property
     def content(self) -> str:
         """All content so far."""
         return "".join(self._content)

@@ -1,17 +1,37 @@
-"""Tool-call formats: how models write calls, how to read them back, and which one a model uses."""
+"""A model's tool-call syntax (:class:`CallFormat`) and reading calls written in it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FormatName = Literal["hermes", "llama3", "mistral"]
+ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml"]
+"""How arguments are written: a JSON object; Gemma 4's ``{key:<|"|>text<|"|>,n:1}``;
+Qwen3-Coder's ``<parameter=key>value</parameter>``; GLM's
+``<arg_key>key</arg_key><arg_value>value</arg_value>``."""
+
+GEMMA_QUOTE = '<|"|>'
+"""The token that delimits strings in Gemma 4's argument syntax."""
+
+ID_SLOT = "\ue000"
+"""Stands for the call's id in a format's texts (Mistral writes ids into calls)."""
+
+Schemas = Mapping[str, Mapping[str, Any]]
+"""Each tool's parameters schema, by tool name."""
 
 _DECODER = json.JSONDecoder(strict=False)  # constrained strings may hold raw control characters
-_SEPARATORS = " \t\r\n;,"
+_NAME = re.compile(r"\s*([\w.\-]+)")
+_SEPARATORS = r"[\s;,]*"
+_QWEN_PARAMETER = re.compile(r"\s*<parameter=([^>\n]+)>\n?(.*?)\n?</parameter>", re.DOTALL)
+_GEMMA_KEY = re.compile(r"([^:{}\[\],\s]+)\s*:")
+_GEMMA_SCALAR = re.compile(r"[^,}\]\s]+")
+_GLM_ARGUMENT = re.compile(r"\s*<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.DOTALL)
+_ARGUMENT_KEYS = ("arguments", "parameters")
+_PYTHON_LITERALS: Mapping[str, Any] = {"True": True, "False": False, "None": None}
 
 
 class MalformedToolCallError(ValueError):
@@ -34,6 +54,41 @@ class ParsedAnswer:
     text: str
 
 
+@dataclass(frozen=True)
+class CallFormat:
+    """How a model writes tool calls: ``calls_open call (separator call)* calls_close``.
+
+    One call is ``call_open NAME between ARGUMENTS call_close`` (the arguments first when
+    ``name_first`` is false). When a call is one JSON object (``json_keys`` names its name and
+    arguments keys), ``json_open`` and ``json_close`` are the texts around that object.
+    """
+
+    calls_open: str
+    call_open: str
+    between: str
+    call_close: str
+    calls_close: str
+    separator: str | None
+    """Text between two calls; None: the template writes one call per answer."""
+    arguments: ArgumentSyntax = "json"
+    name_first: bool = True
+    sorted_keys: bool = False
+    """Arguments are written with their keys sorted (Gemma 4), not in the schema's order."""
+    json_keys: tuple[str, str] | None = None
+    json_open: str = ""
+    json_close: str = ""
+
+    @property
+    def opening(self) -> str:
+        """The text before the first call's name (or its JSON object)."""
+        return self.calls_open + (self.json_open if self.json_keys else self.call_open)
+
+    @property
+    def has_marker(self) -> bool:
+        """Whether calls open with a marker (not just a JSON object)."""
+        return bool(self.opening.strip())
+
+
 def arguments_json(arguments: Any) -> str:
     """Normalise call arguments (a dict, or a JSON string of one) to a JSON object string."""
     if isinstance(arguments, str):
@@ -46,214 +101,271 @@ def arguments_json(arguments: Any) -> str:
     return json.dumps(arguments, ensure_ascii=False)
 
 
-def _call(value: Any, *, arguments_required: bool) -> ParsedCall | None:
-    """Read ``{"name": ..., "arguments": {...}}`` (or ``parameters``); None for other shapes."""
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        return None
-    key = next((k for k in ("arguments", "parameters") if k in value), None)
-    if key is None and arguments_required:
-        return None
-    return ParsedCall(value["name"], arguments_json(value[key] if key else {}))
+def lenient(text: str) -> str:
+    """A regex for ``text`` in which any run of whitespace may be any (or no) whitespace."""
+    pieces = [
+        re.escape(piece).replace(re.escape(ID_SLOT), "[A-Za-z0-9]+") for piece in text.split()
+    ]
+    return r"\s*" + r"\s*".join(pieces) + (r"\s*" if pieces else "")
 
 
-def _decode_object(text: str, start: int) -> tuple[Any, int]:
+# -- Arguments ---------------------------------------------------------------------------------
+
+
+def read_arguments(
+    syntax: ArgumentSyntax, text: str, start: int, schema: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], int]:
+    """The arguments written at ``start`` in ``syntax``, and where they end.
+
+    ``schema`` (the tool's parameters) types the values of the XML syntaxes, which write
+    strings bare: a value whose property is not a string is read as JSON where it parses.
+    Whitespace around an XML value separates it from its tags, as in xgrammar's grammars.
+
+    Raises:
+        MalformedToolCallError: no arguments in that syntax start there.
+    """
+    if syntax == "json":
+        position = _skip_space(text, start)
+        try:
+            value, end = _DECODER.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise MalformedToolCallError(f"arguments are not JSON: {text[start:]!r}") from error
+        return json.loads(arguments_json(value)), end
+    if syntax == "gemma":
+        value, end = _gemma_value(text, _skip_space(text, start))
+        if not isinstance(value, dict):
+            raise MalformedToolCallError(f"arguments must be an object: {text[start:end]!r}")
+        return value, end
+    pattern = _QWEN_PARAMETER if syntax == "qwen_xml" else _GLM_ARGUMENT
+    properties = (schema or {}).get("properties") or {}
+    arguments: dict[str, Any] = {}
+    end = start
+    while match := pattern.match(text, end):
+        key = match.group(1).strip()
+        arguments[key] = _typed(match.group(2).strip(), properties.get(key))
+        end = match.end()
+    return arguments, end
+
+
+def _typed(value: str, schema: Mapping[str, Any] | None) -> Any:
+    """An XML argument value: text for string properties, else JSON (or a Python literal, as
+    templates write booleans with ``| string``) where it parses."""
+    kind = (schema or {}).get("type")
+    if kind == "string" or (isinstance(kind, list) and kind == ["string"]):
+        return value
     try:
-        return _DECODER.raw_decode(text, start)
+        return _scalar(value)
+    except MalformedToolCallError:
+        return value
+
+
+def _scalar(text: str) -> Any:
+    """A JSON value, or ``True``/``False``/``None`` as Jinja writes Python's."""
+    if text in _PYTHON_LITERALS:
+        return _PYTHON_LITERALS[text]
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
-        raise MalformedToolCallError(f"tool call is not valid JSON: {text[start:]!r}") from error
+        raise MalformedToolCallError(f"not a value: {text!r}") from error
 
 
-def _skip(text: str, position: int) -> int:
-    while position < len(text) and text[position] in _SEPARATORS:
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
         position += 1
     return position
 
 
-def _join(*parts: str) -> str:
-    return "\n".join(part.strip() for part in parts if part.strip())
-
-
-# -- Hermes / Qwen: <tool_call>{"name": ..., "arguments": {...}}</tool_call> ----------------
-
-_HERMES_OPEN = "<tool_call>"
-_HERMES_CLOSE = "</tool_call>"
-
-
-def parse_hermes(text: str) -> ParsedAnswer:
-    """Calls in ``<tool_call>`` blocks, as Qwen 2.5/3, Hermes 2/3 and many fine-tunes write them.
-
-    A last block left open at the end of the answer is read when its JSON is complete.
-    """
-    calls: list[ParsedCall] = []
-    beside: list[str] = []
-    position = 0
-    while (start := text.find(_HERMES_OPEN, position)) >= 0:
-        beside.append(text[position:start])
-        body_start = start + len(_HERMES_OPEN)
-        end = text.find(_HERMES_CLOSE, body_start)
-        body = text[body_start:] if end < 0 else text[body_start:end]
-        value, used = _decode_object(body, _skip(body, 0))
-        if body[used:].strip():
-            raise MalformedToolCallError(f"unexpected text in a tool call: {body!r}")
-        call = _call(value, arguments_required=False)
-        if call is None:
-            raise MalformedToolCallError(f"a tool call needs a name: {body!r}")
-        calls.append(call)
-        position = len(text) if end < 0 else end + len(_HERMES_CLOSE)
-    beside.append(text[position:])
-    return ParsedAnswer(calls, _join(*beside))
-
-
-# -- Llama 3.x: {"name": ..., "parameters": {...}}, optionally after <|python_tag|> -----------
-
-_LLAMA_CALL = re.compile(r'\{\s*"name"\s*:')
-_PYTHON_TAG = "<|python_tag|>"
-
-
-def parse_llama3(text: str) -> ParsedAnswer:
-    """JSON calls as Llama 3.1-3.3 write them, several separated by ``;`` or new lines.
-
-    A JSON object without ``parameters`` (or ``arguments``) is an ordinary answer, not a call.
-    """
-    text = text.replace(_PYTHON_TAG, "")
-    match = _LLAMA_CALL.search(text)
+def _gemma_value(text: str, start: int) -> tuple[Any, int]:
+    """One value in Gemma 4's syntax: ``<|"|>``-quoted strings, bare keys, JSON scalars."""
+    if text.startswith(GEMMA_QUOTE, start):
+        end = text.find(GEMMA_QUOTE, start + len(GEMMA_QUOTE))
+        if end < 0:
+            raise MalformedToolCallError(f"unterminated string: {text[start:]!r}")
+        return text[start + len(GEMMA_QUOTE) : end], end + len(GEMMA_QUOTE)
+    if text.startswith(("{", "["), start):
+        return _gemma_container(text, start)
+    match = _GEMMA_SCALAR.match(text, start)
     if match is None:
-        return ParsedAnswer([], text.strip())
-    calls: list[ParsedCall] = []
-    position = match.start()
-    while position < len(text) and text[position] == "{":
-        value, end = _decode_object(text, position)
-        call = _call(value, arguments_required=True)
-        if call is None:
-            break
-        calls.append(call)
-        position = _skip(text, end)
-    if not calls:
-        return ParsedAnswer([], text.strip())
-    return ParsedAnswer(calls, _join(text[: match.start()], text[position:]))
+        raise MalformedToolCallError(f"no value at {text[start:]!r}")
+    return _scalar(match.group()), match.end()
 
 
-# -- Mistral: [TOOL_CALLS][{...}, ...] (v3) or [TOOL_CALLS]name[ARGS]{...} (v11+) ------------
-
-_MISTRAL_MARKER = "[TOOL_CALLS]"
-_MISTRAL_NAMED = re.compile(r"\s*([^\s\[{]+)\s*(?:\[CALL_ID\]\s*[^\s\[]*\s*)?\[ARGS\]\s*")
-
-
-def _mistral_list(text: str, start: int) -> tuple[list[ParsedCall], int]:
-    values, end = _decode_object(text, start)
-    if not isinstance(values, list) or not values:
-        raise MalformedToolCallError(f"[TOOL_CALLS] must be followed by a list of calls: {text!r}")
-    calls = [_call(value, arguments_required=False) for value in values]
-    if any(call is None for call in calls):
-        raise MalformedToolCallError(f"every Mistral tool call needs a name: {text!r}")
-    return [call for call in calls if call is not None], end
-
-
-def _parse_bare_mistral_list(text: str) -> ParsedAnswer:
-    """A leading JSON list of calls, as left when ``[TOOL_CALLS]`` was decoded away."""
-    stripped = text.lstrip()
-    if stripped.startswith("[{"):
-        try:
-            calls, end = _mistral_list(stripped, 0)
-        except MalformedToolCallError:
-            return ParsedAnswer([], text.strip())
-        return ParsedAnswer(calls, stripped[end:].strip())
-    return ParsedAnswer([], text.strip())
-
-
-def parse_mistral(text: str) -> ParsedAnswer:
-    """Mistral calls: a JSON list after ``[TOOL_CALLS]``, or ``name[ARGS]{...}`` in newer models.
-
-    Without the marker (decoded away as a special token), a leading JSON list of calls counts.
-    """
-    start = text.find(_MISTRAL_MARKER)
-    if start < 0:
-        return _parse_bare_mistral_list(text)
-    calls: list[ParsedCall] = []
-    position = start
-    while text.startswith(_MISTRAL_MARKER, position):
-        position = _skip(text, position + len(_MISTRAL_MARKER))
-        if text.startswith("[", position) and not text.startswith("[ARGS]", position):
-            found, position = _mistral_list(text, position)
-            calls.extend(found)
-        elif named := _MISTRAL_NAMED.match(text, position):
-            arguments, position = _decode_object(text, named.end())
-            calls.append(ParsedCall(named.group(1), arguments_json(arguments)))
+def _gemma_container(text: str, start: int) -> tuple[Any, int]:
+    """A ``{key:value,...}`` object or a ``[value,...]`` list in Gemma 4's syntax."""
+    closing = "}" if text[start] == "{" else "]"
+    entries: dict[str, Any] = {}
+    items: list[Any] = []
+    position = start + 1
+    while not text.startswith(closing, position := _skip_space(text, position)):
+        if closing == "}":
+            key = _GEMMA_KEY.match(text, position)
+            if key is None:
+                raise MalformedToolCallError(f"no key at {text[position:]!r}")
+            name = key.group(1).removeprefix(GEMMA_QUOTE).removesuffix(GEMMA_QUOTE)
+            entries[name], position = _gemma_value(text, _skip_space(text, key.end()))
         else:
-            raise MalformedToolCallError(f"cannot read the calls after [TOOL_CALLS]: {text!r}")
-        position = _skip(text, position)
-    return ParsedAnswer(calls, _join(text[:start], text[position:]))
+            item, position = _gemma_value(text, position)
+            items.append(item)
+        position = _skip_space(text, position)
+        if text.startswith(",", position):
+            position += 1
+        elif not text.startswith(closing, position):
+            raise MalformedToolCallError(f"expected ',' or {closing!r} at {text[position:]!r}")
+    return (entries if closing == "}" else items), position + 1
 
 
-# -- Formats ---------------------------------------------------------------------------------
+# -- Calls -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ToolCallFormat:
-    """How one family of models writes a tool call.
+class _Patterns:
+    """The regexes that find one format's calls."""
 
-    A call to ``name`` is written ``marker + opening(name) + <arguments JSON> + closing``.
+    start: re.Pattern[str]
+    """Where the calls start (ends before the first call's name or JSON object)."""
+    next_call: re.Pattern[str]
+    """What comes between one call's end and the next call's name or JSON object."""
+    between: re.Pattern[str]
+    call_close: re.Pattern[str]
+    calls_close: re.Pattern[str]
+
+
+@functools.lru_cache(maxsize=16)
+def _patterns(call_format: CallFormat) -> _Patterns:
+    opening = call_format.json_open if call_format.json_keys else call_format.call_open
+    if call_format.has_marker:
+        start = lenient(call_format.opening)
+    else:  # a bare JSON object: it starts with one of its keys
+        keys = "|".join(re.escape(key) for key in call_format.json_keys or ("name",))
+        start = r'(?=\{\s*"(?:' + keys + r')"\s*:)'
+    separator = call_format.separator or ""
+    separator = lenient(separator) if separator.strip() else _SEPARATORS  # blank: ";" "," too
+    closing = call_format.json_close if call_format.json_keys else call_format.call_close
+    return _Patterns(
+        start=re.compile(start),
+        next_call=re.compile(separator + lenient(opening)),
+        between=re.compile(lenient(call_format.between)),
+        call_close=re.compile(lenient(closing)),
+        calls_close=re.compile(lenient(call_format.calls_close)),
+    )
+
+
+def read_calls(text: str, call_format: CallFormat, schemas: Schemas) -> ParsedAnswer:
+    """The calls in ``text`` (written in ``call_format``) and the text beside them.
+
+    Calls may stand anywhere in the text, in several groups; whitespace inside the format's
+    texts may differ from the template's. In formats whose calls are JSON objects, a call
+    written without the format's markers (an object with the name and arguments keys, alone or
+    in a list) is read too. ``schemas`` types the values of XML-like arguments.
+
+    Raises:
+        MalformedToolCallError: the text opens a call that cannot be read.
     """
-
-    name: FormatName
-    marker: str
-    """Text that starts the calls (may be a single token of the vocabulary), or ""."""
-    arguments_key: str
-    closing: str
-    stream_markers: tuple[str, ...]
-    """Once streamed text shows one of these, the rest is held back: it may be a call."""
-    parse: Callable[[str], ParsedAnswer]
-    object_prefix: str = ""
-    """Text between the marker and the call's JSON object."""
-
-    def opening(self, tool_name: str) -> str:
-        """The text between the marker and the arguments of a call to ``tool_name``."""
-        name = json.dumps(tool_name, ensure_ascii=False)
-        return self.object_prefix + '{"name": ' + name + ', "' + self.arguments_key + '": '
-
-
-FORMATS: Mapping[FormatName, ToolCallFormat] = {
-    "hermes": ToolCallFormat(
-        name="hermes",
-        marker=_HERMES_OPEN,
-        object_prefix="\n",
-        arguments_key="arguments",
-        closing="}\n" + _HERMES_CLOSE,
-        stream_markers=(_HERMES_OPEN,),
-        parse=parse_hermes,
-    ),
-    "llama3": ToolCallFormat(
-        name="llama3",
-        marker="",
-        arguments_key="parameters",
-        closing="}",
-        stream_markers=('{"name"', '{ "name"', _PYTHON_TAG),
-        parse=parse_llama3,
-    ),
-    "mistral": ToolCallFormat(
-        name="mistral",
-        marker=_MISTRAL_MARKER,
-        object_prefix="[",
-        arguments_key="arguments",
-        closing="}]",
-        stream_markers=(_MISTRAL_MARKER, '[{"name"'),
-        parse=parse_mistral,
-    ),
-}
+    patterns = _patterns(call_format)
+    calls: list[ParsedCall] = []
+    beside: list[str] = []
+    position = search_from = 0
+    while match := patterns.start.search(text, search_from):
+        found: list[ParsedCall] = []
+        search_from = _read_group(text, match.end(), call_format, patterns, schemas, found)
+        if found:  # else a JSON object that is no call: it stays text
+            beside.append(text[position : match.start()])
+            calls.extend(found)
+            position = search_from
+    beside.append(text[position:])
+    if not calls and call_format.json_keys and call_format.has_marker:
+        return _read_bare_json(text, call_format)
+    return ParsedAnswer(calls, _join(beside))
 
 
-def detect_format(chat_template: str | Mapping[str, str] | None) -> FormatName:
-    """The call format a chat template teaches its model; Hermes when the template does not say."""
-    if isinstance(chat_template, Mapping):
-        chat_template = "\n".join(chat_template.values())
-    template = chat_template or ""
-    if _MISTRAL_MARKER in template:
-        return "mistral"
-    if _HERMES_OPEN in template:
-        return "hermes"
-    if _PYTHON_TAG in template or '"parameters"' in template:
-        return "llama3"
-    return "hermes"
+def _read_group(
+    text: str,
+    position: int,
+    call_format: CallFormat,
+    patterns: _Patterns,
+    schemas: Schemas,
+    calls: list[ParsedCall],
+) -> int:
+    """Read the calls of one group from ``position`` into ``calls``; return where it ends."""
+    call, position = _read_call(text, position, call_format, patterns, schemas)
+    if call is None:
+        return position
+    calls.append(call)
+    while match := patterns.next_call.match(text, position):
+        try:
+            call, end = _read_call(text, match.end(), call_format, patterns, schemas)
+        except MalformedToolCallError:
+            if call_format.has_marker and call_format.separator is not None:
+                raise
+            break  # separators only guessed: what follows is text
+        if call is None:
+            break
+        calls.append(call)
+        position = end
+    if close := patterns.calls_close.match(text, position):
+        position = close.end()
+    return position
+
+
+def _read_call(
+    text: str, position: int, call_format: CallFormat, patterns: _Patterns, schemas: Schemas
+) -> tuple[ParsedCall | None, int]:
+    """One call from ``position`` (after its opening) and where it ends; None when a bare JSON
+    object there is not a call."""
+    if call_format.json_keys:
+        value, end = _json_object(text, position)
+        call = _json_call(value, call_format.json_keys, bare=not call_format.has_marker)
+        if call is None and call_format.has_marker:
+            raise MalformedToolCallError(f"a tool call needs a name: {text[position:end]!r}")
+    elif call_format.name_first:
+        name = _NAME.match(text, position)
+        between = patterns.between.match(text, name.end()) if name else None
+        if name is None or between is None:
+            raise MalformedToolCallError(f"cannot read the call at {text[position:]!r}")
+        schema = schemas.get(name.group(1))
+        arguments, end = read_arguments(call_format.arguments, text, between.end(), schema)
+        call = ParsedCall(name.group(1), json.dumps(arguments, ensure_ascii=False))
+    else:  # pragma: no cover - learning refuses arguments before a bare name
+        raise MalformedToolCallError("arguments before the name are only read in JSON calls")
+    if call is not None:
+        close = patterns.call_close.match(text, end)
+        if close is not None:
+            end = close.end()
+        elif text[end:].strip():  # a call left open is read only at the end of the answer
+            raise MalformedToolCallError(f"unexpected text after a tool call: {text[end:]!r}")
+    return call, end
+
+
+def _json_object(text: str, position: int) -> tuple[Any, int]:
+    try:
+        return _DECODER.raw_decode(text, _skip_space(text, position))
+    except json.JSONDecodeError as error:
+        raise MalformedToolCallError(f"tool call is not valid JSON: {text[position:]!r}") from error
+
+
+def _json_call(value: Any, keys: tuple[str, str], *, bare: bool) -> ParsedCall | None:
+    """``{name_key: ..., arguments_key: {...}}`` as a call; None for other values. A bare
+    object (no marker before it) must have its arguments to count as a call."""
+    name_key, arguments_key = keys
+    if not isinstance(value, dict) or not isinstance(value.get(name_key), str):
+        return None
+    key = next((k for k in (arguments_key, *_ARGUMENT_KEYS) if k in value), None)
+    if key is None and bare:
+        return None
+    return ParsedCall(value[name_key], arguments_json(value[key] if key else {}))
+
+
+def _read_bare_json(text: str, call_format: CallFormat) -> ParsedAnswer:
+    """Calls written as JSON objects without the format's markers, alone or in a list."""
+    bare = CallFormat("", "", "", "", "", None, json_keys=call_format.json_keys)
+    try:
+        return read_calls(text, bare, {})
+    except MalformedToolCallError:
+        return ParsedAnswer([], text.strip())
+
+
+def _join(parts: list[str]) -> str:
+    return "\n".join(part.strip() for part in parts if part.strip())
 
 
 # -- The tokenizer's own parser (transformers ``response_template``) ---------------------------
@@ -276,7 +388,7 @@ def parse_with_tokenizer(
     calls: list[ParsedCall] = []
     for entry in message.get("tool_calls") or []:
         function = entry.get("function", entry) if isinstance(entry, Mapping) else None
-        call = _call(function, arguments_required=False)
+        call = _json_call(function, ("name", "arguments"), bare=False)
         if call is None:
             raise MalformedToolCallError(f"the tokenizer's response parser gave {entry!r}")
         calls.append(call)

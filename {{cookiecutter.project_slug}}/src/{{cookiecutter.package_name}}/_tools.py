@@ -2,44 +2,56 @@
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import secrets
 import string
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from autogen_core import FunctionCall
 from autogen_core.tools import Tool, ToolSchema
-from transformers import (
-    LogitsProcessor,
-    LogitsProcessorList,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
+from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
-from ._errors import CapabilityError
-from ._generation import GenerationOutput, LazyLogitsProcessor, eos_token_ids
-from ._prompt import to_chat_tools
-from ._text import ResponseParser, single_token_id
+from ._constrained import Grammar, require_xgrammar
+from ._generation import GenerationOutput
+from ._prompt import ChatMessage, PromptRenderer, to_chat_tools
+from ._text import THINK_CLOSE, ResponseParser, single_token_id
+from ._tool_format import (
+    DEFAULT_SYNTAX,
+    WRITERS,
+    ToolTemplate,
+    Vocabulary,
+    call_structural_tag,
+    closers,
+    learn_tool_template,
+    written_format,
+)
 from ._tool_parsers import (
-    FORMATS,
     MalformedToolCallError,
-    ToolCallFormat,
-    detect_format,
+    ParsedAnswer,
+    Schemas,
     has_response_parser,
     parse_with_tokenizer,
+    read_calls,
 )
 
-if TYPE_CHECKING:
-    from ._tool_grammar import GrammarCache
-
 ToolChoice = Tool | Literal["auto", "required", "none"]
-INSTALL_XGRAMMAR = {{ ("pip install '" ~ cookiecutter.project_slug ~ "[constrained]'") | py }}
-"""How to install the optional dependency that forced calls need."""
 _ID_ALPHABET = string.ascii_letters + string.digits
+
+TOOLS_SECTION = """# Tools
+
+You can call these functions, each described by a JSON schema:
+{tools}
+
+To call functions, answer with the calls only, written like this:
+{example}"""
+"""The system text that brings tools to a template that renders none (and to the fallback)."""
+
+TOOL_RESULT = "<tool_response>\n{content}\n</tool_response>"
+"""How a tool result reaches a template that renders none: in a user turn."""
 
 
 class MalformedToolCallWarning(UserWarning):
@@ -80,45 +92,103 @@ class ToolRequest:
     marker_token_ids: frozenset[int] = frozenset()
     """Special tokens among the markers: decoded as text (not dropped), so they are seen."""
     prompt_ids: list[int] = field(default_factory=list)
-    stop: list[str] = field(default_factory=list)
     starts_in_thought: bool = False
 
 
 class ToolCalling:
-    """A client's tool support: the call format, the grammar cache and the answer parser.
+    """A client's tool support: what its chat template does with tools, and the call syntax.
 
-    The call format is the config's ``tool_call_format``: ``"auto"`` reads calls with the
-    tokenizer's own response parser where it ships one, else with the built-in parser of the
-    format the chat template in use (the config's override or the tokenizer's) teaches.
+    With ``tool_call_format="auto"`` the syntax is learnt from the chat template (the config's
+    override or the tokenizer's); a name (``"hermes"``, ``"llama3"``, ``"mistral"``) picks a
+    built-in one instead. Answers are read with the tokenizer's own response parser where it
+    ships one (``auto`` only), else in that syntax; forced calls are always written in it.
     """
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        config: Config,
-        model: Callable[[], PreTrainedModel],
-    ) -> None:
-        """``model`` returns the loaded model; it is called on the worker thread only."""
+    def __init__(self, renderer: PromptRenderer, config: Config) -> None:
+        tokenizer = renderer.tokenizer
         self._tokenizer = tokenizer
-        self._model = model
-        call_format = config.tool_call_format
-        chat_template = config.chat_template or tokenizer.chat_template
-        name = detect_format(chat_template) if call_format == "auto" else call_format
-        self.format: ToolCallFormat = FORMATS[name]
-        self.uses_tokenizer_parser = call_format == "auto" and has_response_parser(tokenizer)
-        self._grammars: GrammarCache | None = None
+        self._vocabulary = Vocabulary(tokenizer)
+        template = learn_tool_template(renderer.render_messages, self._vocabulary)
+        chosen = config.tool_call_format
+        if chosen != "auto":
+            template = replace(
+                template, call_format=written_format(WRITERS[chosen], self._vocabulary)
+            )
+        elif template.problem:
+            warnings.warn(
+                f"The chat template's tool calls could not be understood ({template.problem}); "
+                f"calls use the default {DEFAULT_SYNTAX!r} syntax. Set tool_call_format to "
+                "choose a syntax.",
+                stacklevel=3,
+            )
+        self.template: ToolTemplate = template
+        self.format = template.call_format
+        self._writer = WRITERS[DEFAULT_SYNTAX if chosen == "auto" else chosen]
+        self.uses_tokenizer_parser = chosen == "auto" and has_response_parser(tokenizer)
+        self.markers = self._vocabulary.markers(self.format)
         self._marker_token_ids = frozenset(
             token_id
-            for marker in self.format.stream_markers
-            if (token_id := single_token_id(tokenizer, marker)) is not None
+            for marker in self.markers
+            if marker in self._vocabulary.special
+            and (token_id := single_token_id(tokenizer, marker)) is not None
         )
-        added = tokenizer.added_tokens_decoder.values()
-        self._special_tokens = sorted(
-            {*tokenizer.all_special_tokens, *(token.content for token in added if token.special)}
-            - {""},
-            key=len,
-            reverse=True,
-        )
+        self.hold_from = self._hold_from()
+
+    def _hold_from(self) -> tuple[str, ...]:
+        opening = self.format.opening.strip()
+        if opening:
+            first = self._vocabulary.units(opening)[0]
+            return (first if first in self._vocabulary.added else opening.split()[0],)
+        name_key = (self.format.json_keys or ("name", ""))[0]
+        key = json.dumps(name_key)
+        return ("{" + key, "{ " + key)
+
+    # -- The prompt ----------------------------------------------------------------------------
+
+    def prompt(
+        self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> tuple[list[ChatMessage], list[dict[str, Any]] | None]:
+        """``chat`` and ``tools`` as this chat template takes them.
+
+        What the template does not render itself is written as text: tools go into the system
+        message (``TOOLS_SECTION``), calls into the assistant's content in the default syntax,
+        tool results into a user turn (``TOOL_RESULT``).
+        """
+        template = self.template
+        if not template.renders_calls or not template.renders_results:
+            chat = self._history_as_text(chat)
+        if tools and not template.renders_tools:
+            return _with_system_text(chat, self.tools_section(tools)), None
+        return chat, tools
+
+    def tools_section(self, tools: list[dict[str, Any]]) -> str:
+        """The system text that lists ``tools`` and shows how to call them."""
+        example = self._writer([("<function name>", "a1B2c3D4e", {"<argument>": "<value>"})])
+        listed = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
+        return TOOLS_SECTION.format(tools=listed, example=example)
+
+    def _history_as_text(self, chat: list[ChatMessage]) -> list[ChatMessage]:
+        rewritten: list[ChatMessage] = []
+        after_result = False  # consecutive results share one user turn
+        for message in chat:
+            if message["role"] == "tool" and not self.template.renders_results:
+                result = TOOL_RESULT.format(content=message["content"])
+                if after_result:
+                    rewritten[-1] = _with_text(rewritten[-1], result)
+                else:
+                    rewritten.append({"role": "user", "content": result})
+                after_result = True
+                continue
+            after_result = False
+            if message.get("tool_calls") and not self.template.renders_calls:
+                calls = [
+                    (call["function"]["name"], call["id"], call["function"]["arguments"])
+                    for call in message["tool_calls"]
+                ]
+                message = {key: value for key, value in message.items() if key != "tool_calls"}
+                message = _with_text(message, self._writer(calls))
+            rewritten.append(message)
+        return rewritten
 
     # -- Before generation -------------------------------------------------------------------
 
@@ -136,10 +206,9 @@ class ToolCalling:
         if tool_choice == "none" or (tool_choice == "auto" and not tools):
             return ToolRequest(tools=None)
         definitions = to_chat_tools(tools) or []
-        markers = self.format.stream_markers
         if tool_choice == "auto":
             return ToolRequest(
-                tools=definitions, hold_from=markers, marker_token_ids=self._marker_token_ids
+                tools=definitions, hold_from=self.hold_from, marker_token_ids=self._marker_token_ids
             )
         if isinstance(tool_choice, str):  # "required"
             if not definitions:
@@ -153,70 +222,44 @@ class ToolCalling:
                     f"tool_choice is the tool {tool_choice.name!r}, which is not among the "
                     f"tools given ({names})."
                 )
-        if importlib.util.find_spec("xgrammar") is None:  # fail now, not while generating
-            raise CapabilityError(
-                "Forcing a tool call (tool_choice 'required' or a Tool) needs xgrammar: "
-                f"{INSTALL_XGRAMMAR} (or pip install xgrammar)."
-            )
+        require_xgrammar("Forcing a tool call (tool_choice 'required' or a Tool)")
         return ToolRequest(
             tools=definitions,
             forced=forced,
-            hold_from=markers,
+            hold_from=("",),  # a forced answer is all call: nothing of it is streamed
             marker_token_ids=self._marker_token_ids,
         )
 
     def prepare(
         self,
         request: ToolRequest,
-        extra_arguments: dict[str, Any],
+        settings: GenerationSettings,
         *,
         prompt_ids: list[int],
-        stop: list[str],
         starts_in_thought: bool,
-    ) -> dict[str, Any]:
-        """Note the prompt; return the ``generate`` arguments, with the processor that forces
-        the call when one is forced (one processor per request)."""
-        request.prompt_ids, request.stop = prompt_ids, stop
-        request.starts_in_thought = starts_in_thought
+        max_new_tokens: int,
+    ) -> tuple[GenerationSettings, Grammar | None]:
+        """Note the prompt; return the request's settings and, when a call is forced, the
+        grammar that forces it (stop strings are then dropped: the grammar ends the answer)."""
+        request.prompt_ids, request.starts_in_thought = prompt_ids, starts_in_thought
         if not request.forced:
-            return extra_arguments
-        forced = request.forced
-
-        def build(vocab_size: int) -> LogitsProcessor:  # on the worker thread, first step
-            from ._tool_grammar import ToolCallLogitsProcessor, call_structural_tag
-
-            structural_tag = call_structural_tag(
-                self._tokenizer, self.format, forced, starts_in_thought=starts_in_thought
-            )
-            stops = self._stop_token_ids(extra_arguments)
-            return ToolCallLogitsProcessor(self._grammar_cache(), structural_tag, stops)
-
-        processor = LazyLogitsProcessor(build)
-        given: LogitsProcessor | Sequence[LogitsProcessor] = extra_arguments.get(
-            "logits_processor", []
+            return settings, None
+        tag = call_structural_tag(
+            self.format,
+            request.forced,
+            self._vocabulary,
+            markers=self.markers,
+            starts_in_thought=starts_in_thought,
         )
-        given = [given] if isinstance(given, LogitsProcessor) else list(given)
-        return {**extra_arguments, "logits_processor": LogitsProcessorList([*given, processor])}
-
-    def _stop_token_ids(self, extra_arguments: dict[str, Any]) -> list[int]:
-        """The tokens that end this request (its ``eos_token_id``, else the model's), and the
-        tokenizer's end of sequence: the grammar allows them once the call is complete."""
-        stops = eos_token_ids(self._model(), extra_arguments)
-        if self._tokenizer.eos_token_id is not None:
-            stops.add(int(self._tokenizer.eos_token_id))
-        return sorted(stops)
-
-    def _grammar_cache(self) -> GrammarCache:
-        if self._grammars is None:
-            try:
-                from ._tool_grammar import GrammarCache
-            except ImportError as error:
-                raise CapabilityError(
-                    "Forcing a tool call (tool_choice 'required' or a Tool) needs xgrammar: "
-                    f"{INSTALL_XGRAMMAR} (or pip install xgrammar)."
-                ) from error
-            self._grammars = GrammarCache(self._tokenizer)
-        return self._grammars
+        grammar = Grammar(
+            "structural_tag",
+            json.dumps(tag, ensure_ascii=False),
+            self._tokenizer,
+            kept=tuple(m for m in self.markers if m in self._vocabulary.special),
+            budget=max_new_tokens,
+            closers=closers(self.format, starts_in_thought=starts_in_thought),
+        )
+        return settings.model_copy(update={"stop": []}), grammar
 
     # -- After generation --------------------------------------------------------------------
 
@@ -227,23 +270,38 @@ class ToolCalling:
 
         Calls are read from the answer decoded with its special tokens (markers such as
         ``[TOOL_CALLS]`` are special tokens), after stop strings and ``<think>`` are applied.
-        A forced call is read with the built-in parser of the format it was forced into.
+        A forced call is read in the format it was forced into; its reasoning, if the prompt
+        opened one, is what comes before ``</think>``.
         """
         if not request.tools:
             return None
         raw = self._decode_raw(output.token_ids)
+        schemas: Schemas = {
+            tool["function"]["name"]: tool["function"].get("parameters") or {}
+            for tool in request.tools
+        }
+        thought = parser.thought
         try:
-            if self.uses_tokenizer_parser and not request.forced:
+            if request.forced:
+                if request.starts_in_thought:
+                    reasoning, _, raw = raw.partition(THINK_CLOSE)
+                    thought = reasoning.strip() or None
+                parsed = read_calls(self._strip_end(raw), self.format, schemas)
+            elif self.uses_tokenizer_parser:
                 prefix = self._decode_raw(request.prompt_ids)
-                raw = _cut_at_stop(raw, request.stop)
                 parsed = parse_with_tokenizer(
-                    self._tokenizer, raw, prefix=prefix, tools=request.tools
+                    self._tokenizer,
+                    _cut_at_stop(raw, parser.stop_strings),
+                    prefix=prefix,
+                    tools=request.tools,
                 )
             else:
-                content = ResponseParser(request.stop, starts_in_thought=request.starts_in_thought)
+                content = ResponseParser(
+                    parser.stop_strings, starts_in_thought=request.starts_in_thought
+                )
                 content.feed(raw)
                 content.finish()
-                parsed = self.format.parse(self._strip_end(content.content))
+                parsed = read_calls(self._strip_end(content.content), self.format, schemas)
         except MalformedToolCallError as error:
             warnings.warn(
                 f"The answer looks like a tool call but cannot be read ({error}); it is returned "
@@ -252,6 +310,9 @@ class ToolCalling:
                 stacklevel=3,
             )
             return None
+        return self._tool_answer(parsed, thought)
+
+    def _tool_answer(self, parsed: ParsedAnswer, thought: str | None) -> ToolAnswer | None:
         if not parsed.calls:
             return None
         ids = new_call_ids(len(parsed.calls))
@@ -260,8 +321,9 @@ class ToolCalling:
             for call_id, call in zip(ids, parsed.calls, strict=True)
         ]
         beside = self._without_special_tokens(parsed.text)
-        thought = "\n\n".join(part for part in (parser.thought, beside) if part) or None
-        return ToolAnswer(calls=calls, thought=thought)
+        return ToolAnswer(
+            calls=calls, thought="\n\n".join(p for p in (thought, beside) if p) or None
+        )
 
     def _decode_raw(self, token_ids: list[int]) -> str:
         """Text of ``token_ids`` with the special tokens, which mark calls in some formats."""
@@ -270,16 +332,33 @@ class ToolCalling:
         return text
 
     def _strip_end(self, text: str) -> str:
-        """``text`` without the end-of-turn special tokens that close it."""
+        """``text`` without the special tokens (not the format's markers) that close it."""
         text = text.rstrip()
-        while ending := next((t for t in self._special_tokens if text.endswith(t)), ""):
+        while ending := next(
+            (t for t in self._vocabulary.special if text.endswith(t) and t not in self.markers), ""
+        ):
             text = text[: -len(ending)].rstrip()
         return text
 
     def _without_special_tokens(self, text: str) -> str:
-        for token in self._special_tokens:
+        for token in sorted(self._vocabulary.special, key=len, reverse=True):
             text = text.replace(token, "")
         return text.strip()
+
+
+def _with_text(message: ChatMessage, text: str) -> ChatMessage:
+    """``message`` with ``text`` after its content (a string, or a list of parts)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return {**message, "content": [*content, {"type": "text", "text": text}]}
+    return {**message, "content": f"{content}\n\n{text}" if content else text}
+
+
+def _with_system_text(chat: list[ChatMessage], text: str) -> list[ChatMessage]:
+    """``chat`` with ``text`` at the end of its leading system message (one is added)."""
+    if chat and chat[0]["role"] == "system":
+        return [_with_text(chat[0], text), *chat[1:]]
+    return [{"role": "system", "content": text}, *chat]
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:

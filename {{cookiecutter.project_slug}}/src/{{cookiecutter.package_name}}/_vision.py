@@ -70,7 +70,7 @@ class VisionPromptRenderer(PromptRenderer):
     def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
         try:
             encoding = self._processor.apply_chat_template(
-                merge_system_parts(chat) if self._merge_system else chat,
+                chat,
                 chat_template=self._template,
                 tools=tools,
                 add_generation_prompt=True,
@@ -88,6 +88,9 @@ class VisionPromptRenderer(PromptRenderer):
         return EncodedPrompt(
             input_ids, {name: value for name, value in inputs.items() if name not in _TEXT_INPUTS}
         )
+
+    def _folded(self, chat: list[ChatMessage], *, keep_leading: bool) -> list[ChatMessage]:
+        return merge_system_parts(chat, keep_leading=keep_leading)
 
     def _raise_for_unreadable_image(self, chat: list[ChatMessage], error: Exception) -> None:
         """After the processor failed: name the image it cannot take, if one fails alone."""

@@ -90,12 +90,13 @@ def image_parts(chat: list[ChatMessage]) -> list[ContentPart]:
     ]
 
 
-def merge_system_parts(chat: list[ChatMessage]) -> list[ChatMessage]:
-    """For templates that reject the system role: system parts open the next user turn."""
+def merge_system_parts(chat: list[ChatMessage], *, keep_leading: bool) -> list[ChatMessage]:
+    """For templates that refuse system messages: their parts open the next user turn (all of
+    them, or all but a leading one)."""
     merged: list[ChatMessage] = []
     pending: list[ContentPart] = []
-    for message in chat:
-        if message["role"] == "system":
+    for index, message in enumerate(chat):
+        if message["role"] == "system" and not (keep_leading and index == 0):
             pending.extend(message["content"])
         elif message["role"] == "user" and pending:
             merged.append({**message, "content": [*pending, *message["content"]]})

@@ -1,0 +1,540 @@
+"""How a model writes tool calls, learnt from its chat template, and the grammar of one call.
+
+The template renders probe assistant turns (no call, one call, two calls) with distinctive
+names, ids and arguments; what the calls add to the empty turn is the model's call syntax.
+Where the probes' names and arguments stand in it gives the texts around all calls, around
+each call, between two calls, and how the name and the arguments are written
+(:class:`~._tool_parsers.CallFormat`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from autogen_core import FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    FunctionExecutionResult,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    UserMessage,
+)
+from transformers import PreTrainedTokenizerBase
+
+from ._constrained import string_pattern
+from ._text import THINK_CLOSE
+from ._tool_parsers import (
+    GEMMA_QUOTE,
+    ID_SLOT,
+    ArgumentSyntax,
+    CallFormat,
+    MalformedToolCallError,
+    read_arguments,
+)
+
+SyntaxName = Literal["hermes", "llama3", "mistral"]
+"""The call syntaxes that ``tool_call_format`` can name instead of learning the template's."""
+
+DEFAULT_SYNTAX: SyntaxName = "hermes"
+"""The syntax taught to models whose template renders no tool calls (and the fallback's)."""
+
+MAX_ARGUMENT_WHITESPACE = 1
+"""Most whitespace characters between two tokens of forced arguments (as templates write)."""
+
+Render = Callable[[Sequence[LLMMessage], list[dict[str, Any]] | None, bool], str]
+"""Renders messages (with tools, with the generation prompt or not) through the template."""
+Writer = Callable[[Sequence[tuple[str, str, Any]]], str]
+"""Writes calls, each ``(name, id, arguments)``, as one assistant answer."""
+
+
+class LearningError(ValueError):
+    """The template's tool calls could not be understood."""
+
+
+@dataclass(frozen=True)
+class _Probe:
+    name: str
+    call_id: str
+    arguments: dict[str, Any]
+
+
+# Keys out of sorted order (to see whether a template sorts them), values found nowhere else.
+_PROBES = (
+    _Probe("probe_fn_alpha", "pRbId0001", {"probe_text": "Probe text one", "probe_count": 48213}),
+    _Probe("probe_fn_beta", "pRbId0002", {"probe_text": "Probe text two", "probe_count": 7051}),
+)
+_PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"probe_text": {"type": "string"}, "probe_count": {"type": "integer"}},
+    "required": ["probe_text", "probe_count"],
+}
+_PROBE_TOOLS = [
+    {
+        "type": "function",
+        "function": {"name": p.name, "description": "A probe.", "parameters": _PROBE_SCHEMA},
+    }
+    for p in _PROBES
+]
+_PROBE_RESULT = "Probe result text."
+_SHORTEST_SHARED_EXCLUDE = 6  # shorter shared pieces would keep ordinary words out of strings
+_TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
+_XML_VALUE_CLOSERS: Mapping[ArgumentSyntax, str] = {
+    "qwen_xml": "\n</parameter>",
+    "glm_xml": "</arg_value>",
+    "gemma": GEMMA_QUOTE,
+}
+
+
+class Vocabulary:
+    """The tokenizer's added tokens (chat and tool markers), which texts are split around."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        decoder = tokenizer.added_tokens_decoder.values()
+        self.added = frozenset(token.content for token in decoder if token.content)
+        self.special = frozenset(
+            {*(token.content for token in decoder if token.special), *tokenizer.all_special_tokens}
+        )
+        longest_first = sorted(self.added, key=len, reverse=True)
+        self._added = re.compile("|".join(map(re.escape, longest_first)) or r"(?!)")
+
+    def units(self, text: str) -> list[str]:
+        """``text`` as added tokens and single characters."""
+        units: list[str] = []
+        position = 0
+        for match in self._added.finditer(text):
+            units.extend(text[position : match.start()])
+            units.append(match.group())
+            position = match.end()
+        units.extend(text[position:])
+        return units
+
+    def markers(self, call_format: CallFormat) -> tuple[str, ...]:
+        """The format's markers: added tokens and tags (``<...>``, ``[...]``) in its texts."""
+        texts = (
+            call_format.calls_open,
+            call_format.call_open,
+            call_format.between,
+            call_format.call_close,
+            call_format.separator or "",
+            call_format.calls_close,
+        )
+        found = {unit for text in texts for unit in self.units(text) if unit in self.added}
+        found.update(match.group() for text in texts for match in _TAG.finditer(text))
+        if call_format.arguments == "gemma":
+            found.add(GEMMA_QUOTE)
+        return tuple(sorted(found))
+
+
+@dataclass(frozen=True)
+class ToolTemplate:
+    """What a chat template does with tools, and the call syntax the model uses."""
+
+    call_format: CallFormat
+    renders_tools: bool
+    """The template puts the tools in the prompt."""
+    renders_calls: bool
+    """The template writes an assistant turn's tool calls."""
+    renders_results: bool
+    """The template writes tool results."""
+    problem: str | None = None
+    """Why the template's call syntax could not be learnt (the default syntax is used)."""
+
+
+# -- Built-in syntaxes -------------------------------------------------------------------------
+
+
+def _hermes(calls: Sequence[tuple[str, str, Any]]) -> str:
+    return "\n".join(
+        "<tool_call>\n"
+        + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+        + "\n</tool_call>"
+        for name, _, arguments in calls
+    )
+
+
+def _llama3(calls: Sequence[tuple[str, str, Any]]) -> str:
+    return "; ".join(
+        json.dumps({"name": name, "parameters": arguments}, ensure_ascii=False)
+        for name, _, arguments in calls
+    )
+
+
+def _mistral(calls: Sequence[tuple[str, str, Any]]) -> str:
+    written = ", ".join(
+        json.dumps({"name": name, "arguments": arguments, "id": call_id}, ensure_ascii=False)
+        for name, call_id, arguments in calls
+    )
+    return f"[TOOL_CALLS] [{written}]"
+
+
+WRITERS: Mapping[SyntaxName, Writer] = {"hermes": _hermes, "llama3": _llama3, "mistral": _mistral}
+"""The built-in syntaxes: Hermes/Qwen ``<tool_call>`` blocks, Llama 3 JSON, Mistral v3."""
+
+
+def written_format(writer: Writer, vocabulary: Vocabulary) -> CallFormat:
+    """The format of a built-in syntax, learnt from what it writes for the probes."""
+    one = writer([(p.name, p.call_id, p.arguments) for p in _PROBES[:1]])
+    two = writer([(p.name, p.call_id, p.arguments) for p in _PROBES])
+    return _analyze(one, two, vocabulary)
+
+
+# -- Learning from a template ------------------------------------------------------------------
+
+
+def _assistant(probes: Sequence[_Probe]) -> AssistantMessage:
+    calls = [
+        FunctionCall(id=p.call_id, name=p.name, arguments=json.dumps(p.arguments)) for p in probes
+    ]
+    return AssistantMessage(content=calls if calls else "", source="assistant")
+
+
+def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
+    """What the template does with tools, learnt from probe renders.
+
+    A template that writes no calls gets the default syntax (the client then writes calls and
+    the tools into the prompt itself); one whose calls cannot be understood too, with the
+    reason in ``problem``.
+    """
+
+    def attempt(messages: Sequence[LLMMessage], tools: list[dict[str, Any]] | None) -> str | None:
+        try:
+            return render(messages, tools, False)
+        except Exception:  # a template may refuse any probe (raise_exception, missing keys)
+            return None
+
+    user = UserMessage(content="Probe request.", source="user")
+    try:
+        prompt = render([user], _PROBE_TOOLS, True)
+        renders_tools = _PROBES[0].name in prompt and _PROBES[0].name not in render(
+            [user], None, True
+        )
+    except Exception:
+        prompt, renders_tools = "", False
+    base = attempt([user, _assistant([])], _PROBE_TOOLS)
+    one = attempt([user, _assistant(_PROBES[:1])], _PROBE_TOOLS)
+    two = attempt([user, _assistant(_PROBES)], _PROBE_TOOLS)
+    result = FunctionExecutionResult(
+        content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
+    )
+    answered = attempt(
+        [user, _assistant(_PROBES[:1]), FunctionExecutionResultMessage(content=[result])],
+        _PROBE_TOOLS,
+    )
+    renders_results = _PROBE_RESULT in (answered or "")
+    default = written_format(WRITERS[DEFAULT_SYNTAX], vocabulary)
+    if base is None or one is None or _PROBES[0].name not in one:
+        return ToolTemplate(default, renders_tools, False, renders_results)
+    blocks = [_added_text(base, prompt, one, vocabulary)]
+    if two is not None and _PROBES[1].name in two:
+        blocks.append(_added_text(base, prompt, two, vocabulary))
+    try:
+        call_format = _analyze(blocks[0], blocks[1] if len(blocks) > 1 else None, vocabulary)
+    except (LearningError, MalformedToolCallError) as error:
+        return ToolTemplate(default, renders_tools, True, renders_results, problem=str(error))
+    return ToolTemplate(call_format, renders_tools, True, renders_results)
+
+
+def _added_text(base: str, prompt: str, longer: str, vocabulary: Vocabulary) -> str:
+    """What the model writes for calls: what ``longer`` has where ``base`` has the empty answer,
+    after what ``prompt`` (the generation prompt) already holds. Tokens stay whole."""
+    short, long = vocabulary.units(base), vocabulary.units(longer)
+    shared = _common(short, long)
+    prefix = max(shared, _common(vocabulary.units(prompt), long))
+    suffix = min(_common(short[::-1], long[::-1]), len(short) - shared, len(long) - prefix)
+    return "".join(long[prefix : len(long) - suffix])
+
+
+def _common(first: Sequence[str], second: Sequence[str]) -> int:
+    """Length of the common prefix of two unit lists."""
+    length = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Where one probe call's name and arguments stand in a rendered block."""
+
+    name: tuple[int, int]
+    arguments: tuple[int, int]
+    syntax: ArgumentSyntax
+    sorted_keys: bool
+
+    @property
+    def start(self) -> int:
+        return min(self.name[0], self.arguments[0])
+
+    @property
+    def end(self) -> int:
+        return max(self.name[1], self.arguments[1])
+
+    def between(self, text: str) -> str:
+        first, second = sorted((self.name, self.arguments))
+        return text[first[1] : second[0]]
+
+
+def _locate(text: str, probe: _Probe, start: int) -> _Found:
+    name = text.find(probe.name, start)
+    if name < 0:
+        raise LearningError(f"the call's name is not where the template writes the call: {text!r}")
+    for position in range(start, len(text)):
+        for syntax in _candidate_syntaxes(text, position):
+            try:
+                arguments, end = read_arguments(syntax, text, position, _PROBE_SCHEMA)
+            except MalformedToolCallError:
+                continue
+            if arguments == probe.arguments and not position < name < end:
+                written = text[position:end]
+                ordered = written.find("probe_count") < written.find("probe_text")
+                return _Found((name, name + len(probe.name)), (position, end), syntax, ordered)
+    raise LearningError(f"the call's arguments are written in an unknown syntax: {text!r}")
+
+
+def _candidate_syntaxes(text: str, position: int) -> tuple[ArgumentSyntax, ...]:
+    if text.startswith("{", position):
+        return ("json", "gemma")
+    if text.startswith("<parameter=", position):
+        return ("qwen_xml",)
+    if text.startswith("<arg_key>", position):
+        return ("glm_xml",)
+    return ()
+
+
+def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
+    """The format of calls written ``one`` (the first probe) and ``two`` (both probes)."""
+    one = _slot_ids(one)
+    first = _locate(one, _PROBES[0], 0)
+    head, tail = one[: first.start], one[first.end :]
+    call_open, call_close, calls_open, calls_close = head, tail, "", ""
+    separator: str | None = None
+    pair = _locate_pair(_slot_ids(two)) if two is not None else None
+    if two is not None and pair is not None:
+        two = _slot_ids(two)
+        a, b = pair
+        if (two[: a.start], two[b.end :], a.between(two), b.between(two)) == (
+            head, tail, first.between(one), first.between(one)
+        ):  # fmt: skip
+            gap = vocabulary.units(two[a.end : b.start])
+            opening = _common(vocabulary.units(head)[::-1], gap[::-1])
+            closing = min(_common(vocabulary.units(tail), gap), len(gap) - opening)
+            call_open = "".join(gap[len(gap) - opening :])
+            call_close = "".join(gap[:closing])
+            calls_open = head[: len(head) - len(call_open)]
+            calls_close = tail[len(call_close) :]
+            separator = "".join(gap[closing : len(gap) - opening])
+    name_first = first.name < first.arguments
+    if not name_first and first.syntax != "json":
+        raise LearningError("the arguments come before the name, outside a JSON object")
+    call_format = CallFormat(
+        calls_open=calls_open,
+        call_open=call_open,
+        between=first.between(one),
+        call_close=call_close,
+        calls_close=calls_close,
+        separator=separator,
+        arguments=first.syntax,
+        name_first=name_first,
+        sorted_keys=first.sorted_keys,
+    )
+    if first.syntax == "json":
+        call_format = _with_json_body(call_format, one, first)
+    if not call_format.json_keys and not call_format.opening.strip():
+        raise LearningError("the calls open with no marker and are no JSON objects")
+    return call_format
+
+
+def _locate_pair(text: str) -> tuple[_Found, _Found] | None:
+    """Where both probe calls stand in ``text``; None when the second cannot be found."""
+    try:
+        first = _locate(text, _PROBES[0], 0)
+        return first, _locate(text, _PROBES[1], first.end)
+    except LearningError:
+        return None
+
+
+def _slot_ids(text: str) -> str:
+    for probe in _PROBES:
+        text = text.replace(probe.call_id, ID_SLOT)
+    return text
+
+
+def _with_json_body(call_format: CallFormat, text: str, found: _Found) -> CallFormat:
+    """``call_format`` with its JSON keys, when each call is one JSON object."""
+    probe = _PROBES[0]
+    begin = len(call_format.calls_open)
+    finish = found.end + len(call_format.call_close)
+    for position in range(found.start - 1, begin - 1, -1):
+        if text[position] != "{":
+            continue
+        try:
+            value, end = json.JSONDecoder().raw_decode(text, position)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(value, dict) or not found.end <= end <= finish:
+            continue
+        wanted = (probe.name, probe.arguments)
+        keys = [key for expected in wanted for key, item in value.items() if item == expected]
+        if len(keys) == 2:
+            return replace(
+                call_format,
+                json_keys=(keys[0], keys[1]),
+                json_open=text[begin:position],
+                json_close=text[end:finish],
+            )
+    return call_format
+
+
+# -- The grammar of a forced call --------------------------------------------------------------
+
+
+def excluded_texts(markers: Collection[str]) -> list[str]:
+    """Texts that keep ``markers`` out of strings: each marker contains one of them.
+
+    xgrammar's cost grows with the excluded texts' length, so markers that share a long enough
+    piece (``<tool_call>`` and ``</tool_call>`` share ``tool_call>``) are excluded through it.
+    """
+    excluded = sorted(set(markers))
+    while len(excluded) > 1:
+        shared, first, second = max(
+            ((_longest_common_piece(a, b), a, b) for a, b in itertools.combinations(excluded, 2)),
+            key=lambda found: len(found[0]),
+        )
+        if len(shared) < _SHORTEST_SHARED_EXCLUDE:
+            break
+        excluded = [text for text in excluded if text not in (first, second)] + [shared]
+    return sorted(text for text in excluded if not any(o != text and o in text for o in excluded))
+
+
+def _longest_common_piece(first: str, second: str) -> str:
+    best = ""
+    for start in range(len(first)):
+        for end in range(start + len(best) + 1, len(first) + 1):
+            if first[start:end] not in second:
+                break
+            best = first[start:end]
+    return best
+
+
+def enforced_arguments(schema: Any, syntax: ArgumentSyntax, markers: Collection[str]) -> Any:
+    """A tool's parameters schema as xgrammar enforces it in ``syntax`` with ``markers`` kept out
+    of strings.
+
+    xgrammar drops ``minLength``/``maxLength`` from strings it keeps markers out of, so such
+    strings become patterns of as many characters, none of which starts a marker (in the XML and
+    Gemma syntaxes, no ``<`` either: it starts their closing tags).
+    """
+    avoid = "".join(
+        sorted({marker[0] for marker in markers} | ({"<"} if syntax != "json" else set()))
+    )
+    if isinstance(schema, list):
+        return [enforced_arguments(item, syntax, markers) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if (
+        schema.get("type") == "string"
+        and {"minLength", "maxLength"} & set(schema)
+        and not {"pattern", "format", "enum", "const"} & set(schema)
+    ):
+        rest = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
+        pattern = string_pattern(
+            schema.get("minLength", 0),
+            schema.get("maxLength"),
+            avoid=avoid,
+            escapes=syntax == "json",
+        )
+        return {**rest, "pattern": pattern}
+    return {key: enforced_arguments(value, syntax, markers) for key, value in schema.items()}
+
+
+def sorted_properties(schema: Any) -> Any:
+    """``schema`` with every object's properties in sorted key order."""
+    if isinstance(schema, dict):
+        return {
+            key: (
+                dict(sorted((k, sorted_properties(v)) for k, v in value.items()))
+                if key == "properties" and isinstance(value, dict)
+                else sorted_properties(value)
+            )
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [sorted_properties(item) for item in schema]
+    return schema
+
+
+def call_structural_tag(
+    call_format: CallFormat,
+    tools: Sequence[Mapping[str, Any]],
+    vocabulary: Vocabulary,
+    *,
+    markers: Collection[str],
+    starts_in_thought: bool,
+) -> dict[str, Any]:
+    """An xgrammar structural tag for exactly one call to one of ``tools`` (chat-template tool
+    dicts), written in ``call_format``; argument strings never contain ``markers``.
+
+    When the prompt leaves the model inside ``<think>``, the reasoning is finished first.
+    """
+
+    def literal(text: str) -> list[dict[str, Any]]:
+        elements: list[dict[str, Any]] = []
+        for unit in re.split(f"({re.escape(ID_SLOT)})", text):
+            for piece in vocabulary.units(unit) if unit != ID_SLOT else [unit]:
+                if piece == ID_SLOT:
+                    elements.append({"type": "regex", "pattern": "[A-Za-z0-9]{9}"})
+                elif piece in vocabulary.added:
+                    elements.append({"type": "token", "token": piece})
+                elif elements and elements[-1]["type"] == "const_string":
+                    elements[-1]["value"] += piece
+                else:
+                    elements.append({"type": "const_string", "value": piece})
+        return elements
+
+    excludes = excluded_texts(markers)
+    calls = []
+    for tool in tools:
+        function = tool["function"]
+        schema = function.get("parameters") or {"type": "object", "properties": {}}
+        name = function["name"]
+        written_name = json.dumps(name, ensure_ascii=False)[1:-1] if call_format.json_keys else name
+        schema = enforced_arguments(schema, call_format.arguments, markers)
+        arguments = {
+            "type": "json_schema",
+            "json_schema": sorted_properties(schema) if call_format.sorted_keys else schema,
+            "style": call_format.arguments,
+            "max_whitespace_cnt": MAX_ARGUMENT_WHITESPACE,
+            "excludes": excludes,
+        }
+        parts = [literal(written_name), literal(call_format.between), [arguments]]
+        if not call_format.name_first:
+            parts.reverse()
+        elements = literal(call_format.call_open) + [e for part in parts for e in part]
+        calls.append({"type": "sequence", "elements": elements + literal(call_format.call_close)})
+    sequence = literal(call_format.calls_open)
+    sequence.append(calls[0] if len(calls) == 1 else {"type": "or", "elements": calls})
+    sequence += literal(call_format.calls_close)
+    if starts_in_thought:
+        thinking = {
+            "type": "tag",
+            "begin": "",
+            "content": {"type": "any_text", "excludes": [THINK_CLOSE]},
+            "end": THINK_CLOSE,
+        }
+        sequence[:0] = [thinking, {"type": "const_string", "value": "\n\n"}]
+    return {"type": "structural_tag", "format": {"type": "sequence", "elements": sequence}}
+
+
+def closers(call_format: CallFormat, *, starts_in_thought: bool) -> tuple[str, ...]:
+    """Texts that end free text in a forced call (see ``_constrained.Grammar``)."""
+    found = [THINK_CLOSE] if starts_in_thought else []
+    if closer := _XML_VALUE_CLOSERS.get(call_format.arguments):
+        found.append(closer)
+    return tuple(found)

@@ -1,0 +1,366 @@
+"""The call format learnt from chat templates, and reading answers written in it."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from tiny_models import CHAT_TEMPLATES, tiny_tokenizer
+from tool_templates import (
+    GEMMA_MARKERS,
+    LLAMA_CALL,
+    MISTRAL_V3,
+    MISTRAL_V11,
+    QWEN_CALL,
+    QWEN_TWO_CALLS,
+    SPECIAL_TOKENS,
+    render_answer,
+)
+
+from {{ cookiecutter.package_name }}._prompt import PromptRenderer
+from {{ cookiecutter.package_name }}._tool_format import (
+    WRITERS,
+    ToolTemplate,
+    Vocabulary,
+    enforced_arguments,
+    excluded_texts,
+    learn_tool_template,
+    written_format,
+)
+from {{ cookiecutter.package_name }}._tool_parsers import (
+    ID_SLOT,
+    CallFormat,
+    MalformedToolCallError,
+    ParsedCall,
+    arguments_json,
+    read_calls,
+)
+
+
+def learnt(template: str | None) -> tuple[ToolTemplate, Vocabulary]:
+    """What the client learns from a test chat template (``None``: no template at all)."""
+    tokenizer = tiny_tokenizer(template, special_tokens=SPECIAL_TOKENS.get(template or "", ()))
+    vocabulary = Vocabulary(tokenizer)
+    renderer = PromptRenderer(tokenizer, None)
+    return learn_tool_template(renderer.render_messages, vocabulary), vocabulary
+
+
+@pytest.fixture(scope="module")
+def formats() -> dict[str, CallFormat]:
+    return {
+        name: learnt(name)[0].call_format
+        for name in (
+            "chatml_tools",
+            "llama3_tools",
+            "mistral_tools",
+            "mistral_v11_tools",
+            "mistral_v13_tools",
+            "qwen3_coder_tools",
+            "glm_tools",
+            "gemma4_tools",
+        )
+    }
+
+
+# -- Learning ----------------------------------------------------------------------------------
+
+
+def test_json_call_formats_are_learnt(formats: dict[str, CallFormat]) -> None:
+    hermes = formats["chatml_tools"]
+    assert (hermes.json_open, hermes.json_close, hermes.json_keys) == (
+        "<tool_call>",
+        "</tool_call>",
+        ("name", "arguments"),
+    )
+    assert hermes.separator == ""
+    assert hermes.arguments == "json"
+    llama = formats["llama3_tools"]
+    assert (llama.call_open, llama.opening, llama.json_keys, llama.has_marker) == (
+        '{"name": "',
+        "",
+        ("name", "parameters"),
+        False,
+    )
+    mistral = formats["mistral_tools"]
+    assert (mistral.calls_open, mistral.separator, mistral.calls_close) == (
+        "[TOOL_CALLS][",
+        ", ",
+        "]",
+    )
+    assert mistral.call_close == ', "id": "' + ID_SLOT + '"}'
+
+
+def test_non_json_call_formats_are_learnt(formats: dict[str, CallFormat]) -> None:
+    gemma = formats["gemma4_tools"]
+    assert (gemma.call_open, gemma.call_close, gemma.calls_close) == (
+        "<|tool_call>call:",
+        "<tool_call|>",
+        "<|tool_response>",
+    )
+    assert (gemma.arguments, gemma.sorted_keys, gemma.json_keys) == ("gemma", True, None)
+    coder = formats["qwen3_coder_tools"]
+    assert (coder.call_open, coder.between, coder.call_close, coder.separator) == (
+        "<tool_call>\n<function=",  # the template's leading "\n" is in the generation prompt
+        ">\n",
+        "\n</function>\n</tool_call>",
+        "\n",
+    )
+    assert coder.arguments == "qwen_xml"
+    glm = formats["glm_tools"]
+    assert (glm.call_open, glm.between, glm.call_close, glm.arguments) == (
+        "<tool_call>",
+        "\n",
+        "\n</tool_call>",
+        "glm_xml",
+    )
+    assert formats["mistral_v11_tools"].between == "[ARGS]"
+    assert formats["mistral_v13_tools"].between == "[CALL_ID]" + ID_SLOT + "[ARGS]"
+
+
+def test_what_templates_render_is_learnt() -> None:
+    full, _ = learnt("chatml_tools")
+    assert (full.renders_tools, full.renders_calls, full.renders_results) == (True, True, True)
+    assert full.problem is None
+    for template in ("no_tools", None):  # Phi-3.5 style, and the fallback template
+        bare, _ = learnt(template)
+        assert (bare.renders_tools, bare.renders_calls) == (False, False)
+        assert bare.call_format == written_format(WRITERS["hermes"], Vocabulary(tiny_tokenizer()))
+    assert learnt("no_tools")[0].renders_results is False
+    assert learnt(None)[0].renders_results is True  # "Tool result: ..." lines
+
+
+def test_named_templates_pick_the_tool_use_one() -> None:
+    tokenizer = tiny_tokenizer(None, special_tokens=["[TOOL_CALLS]"])
+    tokenizer.chat_template = {
+        "default": (CHAT_TEMPLATES / "rejects_system.jinja").read_text("utf-8"),
+        "tool_use": (CHAT_TEMPLATES / "mistral_tools.jinja").read_text("utf-8"),
+    }
+    template = learn_tool_template(
+        PromptRenderer(tokenizer, None).render_messages, Vocabulary(tokenizer)
+    )
+    assert template.call_format.calls_open == "[TOOL_CALLS]["
+
+
+def test_markers_are_the_format_tokens_and_tags(formats: dict[str, CallFormat]) -> None:
+    _, vocabulary = learnt("gemma4_tools")
+    assert vocabulary.markers(formats["gemma4_tools"]) == tuple(sorted(GEMMA_MARKERS))
+    _, vocabulary = learnt("chatml_tools")
+    assert vocabulary.markers(formats["chatml_tools"]) == ("</tool_call>", "<tool_call>")
+    assert vocabulary.markers(formats["llama3_tools"]) == ()
+
+
+# -- Reading -----------------------------------------------------------------------------------
+
+WEATHER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": "integer"},
+        "note": {"type": "string"},
+        "windy": {"type": "boolean"},
+    },
+}
+
+
+def test_hermes_reads_qwen_calls(formats: dict[str, CallFormat]) -> None:
+    one = read_calls(QWEN_CALL, formats["chatml_tools"], {})
+    assert one.calls == [
+        ParsedCall("get_current_temperature", '{"location": "San Francisco, CA, USA"}')
+    ]
+    assert one.text == ""
+    two = read_calls(QWEN_TWO_CALLS, formats["chatml_tools"], {})
+    assert [json.loads(call.arguments)["city"] for call in two.calls] == ["Paris", "Tokyo"]
+    assert two.text == "I will check both cities."
+
+
+def test_hermes_reads_a_final_call_left_open_and_string_arguments(
+    formats: dict[str, CallFormat],
+) -> None:
+    hermes = formats["chatml_tools"]
+    parsed = read_calls('<tool_call>{"name": "f", "arguments": "{\\"a\\": 1}"}', hermes, {})
+    assert parsed.calls == [ParsedCall("f", '{"a": 1}')]
+    assert read_calls('<tool_call>{"name": "now"}</tool_call>', hermes, {}).calls == [
+        ParsedCall("now", "{}")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"\n</tool_call>',
+        '<tool_call>{"arguments": {}}</tool_call>',
+        '<tool_call>{"name": "f", "arguments": [1, 2]}</tool_call>',
+        '<tool_call>{"name": "f"} trailing words</tool_call>',
+        "<tool_call>",
+    ],
+)
+def test_hermes_rejects_what_it_cannot_read(formats: dict[str, CallFormat], text: str) -> None:
+    with pytest.raises(MalformedToolCallError):
+        read_calls(text, formats["chatml_tools"], {})
+
+
+def test_llama3_reads_json_calls(formats: dict[str, CallFormat]) -> None:
+    llama = formats["llama3_tools"]
+    assert read_calls(LLAMA_CALL, llama, {}).calls == [
+        ParsedCall(
+            "get_current_conditions", '{"location": "San Francisco, CA", "unit": "Fahrenheit"}'
+        )
+    ]
+    tagged = read_calls(
+        '<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"x": 1}}',
+        llama,
+        {},
+    )
+    assert tagged.calls == [ParsedCall("a", "{}"), ParsedCall("b", '{"x": 1}')]
+    assert tagged.text == "<|python_tag|>"  # a special token: the client drops it (see test_tools)
+
+
+def test_llama3_leaves_ordinary_json_and_text_alone(formats: dict[str, CallFormat]) -> None:
+    llama = formats["llama3_tools"]
+    answer = '{"name": "Ada", "born": 1815}'
+    assert read_calls(answer, llama, {}).calls == []
+    assert read_calls(answer, llama, {}).text == answer
+    assert read_calls("Hello there!", llama, {}).calls == []
+    with pytest.raises(MalformedToolCallError):
+        read_calls('{"name": "get_weather", "parameters": {"city": ', llama, {})
+
+
+def test_mistral_reads_v3_v11_and_v13_calls(formats: dict[str, CallFormat]) -> None:
+    assert read_calls(MISTRAL_V3, formats["mistral_tools"], {}).calls == [
+        ParsedCall("get_current_weather", '{"location": "Paris, France", "format": "celsius"}')
+    ]
+    assert read_calls(MISTRAL_V11, formats["mistral_v11_tools"], {}).calls == [
+        ParsedCall("get_weather", '{"city": "Paris"}'),
+        ParsedCall("local_time", '{"zone": "CET"}'),
+    ]
+    with_id = read_calls(
+        '[TOOL_CALLS]f[CALL_ID]a1b2c3d4e[ARGS]{"x": 2}', formats["mistral_v13_tools"], {}
+    )
+    assert with_id.calls == [ParsedCall("f", '{"x": 2}')]
+    bare = read_calls(MISTRAL_V3.removeprefix("[TOOL_CALLS]"), formats["mistral_tools"], {})
+    assert [call.name for call in bare.calls] == ["get_current_weather"]
+    assert read_calls("[1, 2, 3]", formats["mistral_tools"], {}).calls == []
+    with pytest.raises(MalformedToolCallError):
+        read_calls(
+            '[TOOL_CALLS][{"name": "f", "arguments": {"a": }}]', formats["mistral_tools"], {}
+        )
+
+
+def test_gemma_calls_are_read_with_their_quote_tokens(formats: dict[str, CallFormat]) -> None:
+    gemma = formats["gemma4_tools"]
+    text = (
+        'Checking.<|tool_call>call:get_weather{city:<|"|>Paris, "FR"<|"|>,days:2,'
+        'tags:[<|"|>a<|"|>,true],where:{lat:1.5,to:None}}<tool_call|>'
+        '<|tool_call>call:local_time{zone:<|"|>CET<|"|>}<tool_call|><|tool_response>'
+    )
+    parsed = read_calls(text, gemma, {})
+    assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == [
+        (
+            "get_weather",
+            {
+                "city": 'Paris, "FR"',
+                "days": 2,
+                "tags": ["a", True],
+                "where": {"lat": 1.5, "to": None},
+            },
+        ),
+        ("local_time", {"zone": "CET"}),
+    ]
+    assert parsed.text == "Checking."
+    with pytest.raises(MalformedToolCallError):
+        read_calls('<|tool_call>call:f{city:<|"|>Paris}<tool_call|>', gemma, {})
+
+
+def test_xml_arguments_are_typed_by_the_tool_schema(formats: dict[str, CallFormat]) -> None:
+    coder = (
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\n1984\n</parameter>\n"
+        "<parameter=days>\n3\n</parameter>\n<parameter=note>\nline one\nline two\n</parameter>\n"
+        "</function>\n</tool_call>"
+    )
+    glm = (
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>1984</arg_value>\n"
+        "<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>"
+    )
+    schemas = {"get_weather": WEATHER_SCHEMA}
+    coder = coder.replace("</function>", "<parameter=windy>\nTrue\n</parameter>\n</function>")
+    for text, call_format, expected in (
+        (
+            coder,
+            formats["qwen3_coder_tools"],
+            {"city": "1984", "days": 3, "note": "line one\nline two", "windy": True},
+        ),
+        (glm, formats["glm_tools"], {"city": "1984", "days": 3}),
+    ):
+        (call,) = read_calls(text, call_format, schemas).calls
+        assert (call.name, json.loads(call.arguments)) == ("get_weather", expected)
+
+
+def test_arguments_become_a_json_object_string() -> None:
+    assert arguments_json({"a": "é"}) == '{"a": "é"}'
+    assert arguments_json("") == "{}"
+    for bad in ("not json", "[1]", 3):
+        with pytest.raises(MalformedToolCallError):
+            arguments_json(bad)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "chatml_tools",
+        "mistral_tools",
+        "mistral_v11_tools",
+        "qwen3_coder_tools",
+        "glm_tools",
+        "gemma4_tools",
+    ],
+)
+def test_calls_written_by_the_template_read_back(
+    formats: dict[str, CallFormat], template: str
+) -> None:
+    tokenizer = tiny_tokenizer(template, special_tokens=SPECIAL_TOKENS.get(template, ()))
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("get_weather", {"city": "São Paulo", "days": 3}),
+        ("local_time", {"zone": "JST", "note": 'say "hi"'}),
+    ]
+    schemas = {
+        "get_weather": WEATHER_SCHEMA,
+        "local_time": {"properties": {"zone": {"type": "string"}, "note": {"type": "string"}}},
+    }
+    for wanted in (calls[:1], calls):
+        parsed = read_calls(render_answer(tokenizer, wanted), formats[template], schemas)
+        assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == wanted
+
+
+def test_markers_are_excluded_through_their_shared_pieces() -> None:
+    assert excluded_texts(["<tool_call>", "</tool_call>"]) == ["tool_call>"]
+    assert excluded_texts(GEMMA_MARKERS) == ['<|"|>', "<|tool_response>", "tool_call"]
+    assert excluded_texts(["[TOOL_CALLS]"]) == ["[TOOL_CALLS]"]
+    assert excluded_texts([]) == []
+
+
+def test_bounded_strings_become_patterns_without_marker_starts() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 3, "title": "City"},
+            "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        },
+    }
+    enforced = enforced_arguments(schema, "json", ["<tool_call>", "[TOOL_CALLS]"])
+    city = re.compile(enforced["properties"]["city"]["pattern"])
+    assert enforced["properties"]["city"]["title"] == "City"
+    assert city.fullmatch("abc")
+    assert city.fullmatch('\\"a')  # an escape counts as one character
+    assert not city.fullmatch("abcd")
+    assert not city.fullmatch("a<b")
+    assert not city.fullmatch("[x")
+    assert enforced["properties"]["code"] == schema["properties"]["code"]  # its own pattern
+    tag = re.compile(enforced["properties"]["tags"]["items"]["pattern"])
+    assert tag.fullmatch("x")
+    assert not tag.fullmatch("")
+    plain = re.compile(enforced_arguments(schema, "gemma", [])["properties"]["city"]["pattern"])
+    assert plain.fullmatch('a"b')  # raw text: a quote is just a character
+    assert not plain.fullmatch("a<b")  # "<" starts the syntax's own closing (<|"|>)

@@ -1,0 +1,86 @@
+"""The test chat templates for tool calling, answers recorded from real models, and the
+answer a template writes for given calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from transformers import PreTrainedTokenizerBase
+
+GEMMA_MARKERS = ("<|tool_call>", "<tool_call|>", '<|"|>', "<|tool_response>")
+
+TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "hermes": ("chatml_tools", ()),
+    "llama3": ("llama3_tools", ()),
+    "mistral": ("mistral_tools", ("[TOOL_CALLS]",)),
+    "mistral_v11": ("mistral_v11_tools", ("[TOOL_CALLS]", "[ARGS]")),
+    "qwen3_coder": ("qwen3_coder_tools", ()),
+    "glm": ("glm_tools", ()),
+    "gemma4": ("gemma4_tools", GEMMA_MARKERS),
+    "no_tools": ("no_tools", ()),
+}
+"""Test chat templates in ``chat_templates`` (with the special tokens their syntax needs), by
+the call syntax they teach; ``no_tools`` renders no tools at all (as Phi-3.5's)."""
+
+SPECIAL_TOKENS: Mapping[str, tuple[str, ...]] = {
+    **{template: special for template, special in TEMPLATES.values()},
+    "mistral_v13_tools": ("[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"),
+}
+"""The special tokens each test template needs, by template file name."""
+
+QWEN_CALL = (
+    "<tool_call>\n"
+    '{"name": "get_current_temperature", "arguments": {"location": "San Francisco, CA, USA"}}\n'
+    "</tool_call>"
+)
+QWEN_TWO_CALLS = (
+    "I will check both cities.\n"
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}\n'
+    "</tool_call>\n"
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo", "days": 1}}\n'
+    "</tool_call>"
+)
+LLAMA_CALL = (
+    '{"name": "get_current_conditions", "parameters": '
+    '{"location": "San Francisco, CA", "unit": "Fahrenheit"}}'
+)
+MISTRAL_V3 = (
+    '[TOOL_CALLS] [{"name": "get_current_weather", "arguments": '
+    '{"location": "Paris, France", "format": "celsius"}}]'
+)
+MISTRAL_V11 = (
+    '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]local_time[ARGS]{"zone": "CET"}'
+)
+
+
+def render_answer(
+    tokenizer: PreTrainedTokenizerBase,
+    calls: list[tuple[str, dict[str, Any]]],
+    ids: Sequence[str] = (),
+) -> str:
+    """The answer text with which the tokenizer's chat template writes these calls (with
+    these ids, else made-up ones)."""
+    tool_calls = [
+        {
+            "id": ids[index] if ids else f"call{index}abcde"[:9],
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        for index, (name, arguments) in enumerate(calls)
+    ]
+    user: dict[str, Any] = {"role": "user", "content": "Hi."}
+    turn: dict[str, Any] = {"role": "assistant", "content": "", "tool_calls": tool_calls}
+    prompt = tokenizer.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(cast(Any, [user, turn]), tokenize=False)
+    assert isinstance(prompt, str)
+    assert isinstance(full, str)
+    # Compared as tokens: special tokens stay whole (Gemma's "<|channel>" and "<|tool_call>").
+    before = tokenizer.encode(prompt, add_special_tokens=False)
+    after = tokenizer.encode(full, add_special_tokens=False)
+    shared = 0
+    while shared < min(len(before), len(after)) and before[shared] == after[shared]:
+        shared += 1
+    answer = tokenizer.decode(after[shared:], skip_special_tokens=False)
+    assert isinstance(answer, str)
+    return answer
