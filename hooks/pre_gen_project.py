@@ -65,6 +65,7 @@ RESERVED_CLASS_NAMES = frozenset(
         "ClientClosedError",
         "Component",
         "Config",
+        "Constraint",
         "ContextWindowExceededError",
         "CreateResult",
         "DEFAULT_MODEL_INFO",

@@ -120,10 +120,12 @@ def git_commit(repository: Path, message: str) -> str:
     ).stdout.strip()
 
 
-def check_baked_project(project: Path, mypy_cache: Path) -> str:
-    """Run the baked project's tests, ruff and mypy on its sources; return pytest's output."""
+def check_baked_project(project: Path, mypy_cache: Path, *pytest_args: str) -> str:
+    """Run the baked project's tests (all, or those ``pytest_args`` select), ruff and mypy on
+    its sources; return pytest's output."""
     source = {"PYTHONPATH": str(project / "src"), "MYPYPATH": str(project / "src")}
-    tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, **source)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    tests = run(pytest, project, **source)
     run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], project)
     run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], project)
     run([sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache)], project, **source)

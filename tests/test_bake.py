@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FLAGS, Bake, answers_of, check_baked_project, is_stand_in, load_hook
+from conftest import FLAGS, TEMPLATE, Bake, answers_of, check_baked_project, is_stand_in, load_hook
 
 post = load_hook("post_gen_project")
 
@@ -191,6 +191,26 @@ VALID_FLAG_COMBINATIONS = [
     for values in itertools.product([False, True], repeat=4)
     if not (values[3] and not values[2])  # structured output needs JSON output
 ]
+DEFAULT_ANSWERS = json.loads((TEMPLATE / "cookiecutter.json").read_text("utf-8"))
+DEFAULT_FLAGS = {flag: DEFAULT_ANSWERS[flag] for flag in FLAGS}
+
+
+def _flags(*on: str) -> dict[str, bool]:
+    return {flag: flag in on for flag in FLAGS}
+
+
+# All-pairs testing: the whole test suite of a baked project runs on these answers and on the
+# defaults (test_verification, through the real hook), which between them set every pair of
+# capability answers in every way the template accepts (test_every_pair_of_answers_is_tested).
+# Every other combination is linted, type-checked and runs the tests that read the answers.
+FULLY_TESTED_FLAGS = [
+    _flags(),
+    _flags("vision", "function_calling"),
+    _flags("vision", "json_output"),
+    _flags("json_output", "structured_output"),
+]
+AWKWARD_NAMES_FLAGS = _flags(*FLAGS)  # the awkward names project has every capability
+ANSWER_TESTS = ("-k", "disabled or config or model_info or capabilit")
 
 
 def _flag_id(flags: dict[str, bool]) -> str:
@@ -205,13 +225,25 @@ def test_capability_answers_set_model_info(bake: Bake, flags: dict[str, bool]) -
         assert re.search(rf"^\s+{flag}={on},$", source, re.MULTILINE), flag
 
 
+def test_every_pair_of_answers_is_tested() -> None:
+    def pairs(flags: dict[str, bool]) -> set[tuple[tuple[str, bool], tuple[str, bool]]]:
+        return set(itertools.combinations(flags.items(), 2))
+
+    tested = [*FULLY_TESTED_FLAGS, AWKWARD_NAMES_FLAGS, DEFAULT_FLAGS]
+    assert all(flags in VALID_FLAG_COMBINATIONS for flags in tested)
+    wanted = set().union(*map(pairs, VALID_FLAG_COMBINATIONS))
+    assert set().union(*map(pairs, tested)) == wanted
+    assert len(wanted) == 23  # 6 pairs of flags, 4 settings each, less structured without JSON
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("flags", VALID_FLAG_COMBINATIONS, ids=_flag_id)
 def test_every_capability_combination_passes_its_own_checks(
     bake: Bake, flags: dict[str, bool], mypy_cache: Path
 ) -> None:
     project = bake(**flags)
-    output = check_baked_project(project, mypy_cache)
+    answer_tests = () if flags in FULLY_TESTED_FLAGS else ANSWER_TESTS
+    output = check_baked_project(project, mypy_cache, *answer_tests)
     assert re.search(r"\d+ passed", output)
     assert "failed" not in output
 
@@ -223,6 +255,7 @@ def test_awkward_names_project_passes_its_own_checks(bake: Bake, mypy_cache: Pat
         client_class_name="ZetaClient",
         author_name='O\'Brien "Bob"',
         min_python_version="3.11",
+        **AWKWARD_NAMES_FLAGS,
     )
     output = check_baked_project(project, mypy_cache)
     assert re.search(r"\d+ passed", output)

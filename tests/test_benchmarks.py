@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import bake_default_once, project_environment, run
+from conftest import VLLM_PYTHON, bake_default_once, project_environment, run
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def test_tools_benchmark_forces_calls_and_reads_native_ones(baked: Path, tiny_mo
     printed, results = _bench(
         baked, "bench_tools", "--model", str(tiny_model), "--seeds", "1", "--max-new-tokens", "48"
     )
-    assert "forced call, required" in printed
+    assert "forced calls valid, required" in printed
     assert "target" in printed
     (result,) = results
     assert (result["required_valid"], result["named_valid"]) == (1, 1)
@@ -105,3 +105,23 @@ def test_engine_benchmark_compares_workloads_with_their_baselines(
     tokens = result["conversation_prompt_tokens"]
     assert tokens == sorted(tokens)
     assert tokens[0] >= 1000
+
+
+@pytest.mark.skipif(VLLM_PYTHON is None, reason="no vLLM: set VLLM_TEST_PYTHON (.ci/run does)")
+@pytest.mark.xdist_group("vllm")  # one vLLM server at a time
+def test_remote_benchmark_compares_with_the_servers_own_api(baked: Path) -> None:
+    assert VLLM_PYTHON is not None
+    printed, result = _bench(
+        baked, "bench_remote", "--vllm-python", VLLM_PYTHON, "--seeds", "2", "--repeats", "2"
+    )
+    checks = ["forced calls, required", "forced calls, named tool", "structured output"]
+    assert list(result["validity"]) == checks
+    for check in checks:
+        ours, theirs = result["validity"][check]["ours"], result["validity"][check]["vllm"]
+        assert sum(ours.values()) == sum(theirs.values()) == 2
+        assert ours["invalid"] == 0, check
+        assert check in printed
+    for side in ("ours", "bare"):
+        assert result[f"first_chunk_{side}_s"] > 0
+        assert result[f"tokens_per_s_{side}"] > 0
+    _targets_reported(printed, result["targets"])

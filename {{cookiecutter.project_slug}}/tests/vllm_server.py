@@ -44,8 +44,9 @@ def _get(url: str) -> str | None:
 
 
 @contextmanager
-def vllm_server(python: str, model: Path, log: Path) -> Iterator[str]:
-    """Serve ``model`` with vLLM on loopback; yield its API URL (``.../v1``)."""
+def vllm_server(python: str, model: Path, log: Path, *options: str) -> Iterator[str]:
+    """Serve ``model`` with vLLM on loopback (with these command-line ``options`` too); yield
+    its API URL (``.../v1``)."""
     port = _free_port()
     command = [
         python,
@@ -59,6 +60,7 @@ def vllm_server(python: str, model: Path, log: Path) -> Iterator[str]:
         str(port),
         "--max-model-len",
         "2048",
+        *options,
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
     with log.open("w") as output:

@@ -14,12 +14,13 @@ as a tool-call format's markers.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import torch
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -174,12 +175,25 @@ class Grammar:
 
         The server compiles it against its own vocabulary, so the closing in time of a budgeted
         grammar (``budget``) is this process's only: on a server, a forced call that runs out of
-        tokens ends with ``finish_reason="length"``.
+        tokens ends with ``finish_reason="length"``. vLLM checks a structural tag without its
+        tokenizer and so refuses ``token`` elements: a marker is sent as its text there (the
+        server may then spell it out in pieces, which decodes to the same answer).
         """
         if self.kind == "structural_tag":
-            return {"structural_tag": self.text}
+            return {"structural_tag": json.dumps(_tokens_as_text(json.loads(self.text)))}
         require_xgrammar("JSON output")
         return {"grammar": str(_json_grammar(self.text))}
+
+
+def _tokens_as_text(element: Any) -> Any:
+    """A structural tag (parsed JSON) with its ``token`` elements as ``const_string`` ones."""
+    if isinstance(element, list):
+        return [_tokens_as_text(item) for item in element]
+    if not isinstance(element, dict):
+        return element
+    if element.get("type") == "token":
+        return {"type": "const_string", "value": element["token"]}
+    return {key: _tokens_as_text(value) for key, value in element.items()}
 
 
 def _json_grammar(schema: str) -> xgr.Grammar:
