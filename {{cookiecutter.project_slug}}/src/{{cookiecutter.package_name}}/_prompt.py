@@ -169,7 +169,7 @@ class PromptRenderer:
 
     def runs_torch(self, chat: list[ChatMessage]) -> bool:
         """Whether rendering ``chat`` runs torch code (image processing), which then belongs
-        on the client's worker thread. Text goes through the tokenizer only."""
+        on the engine's thread. Text goes through the tokenizer only."""
         return False
 
     def render_messages(
