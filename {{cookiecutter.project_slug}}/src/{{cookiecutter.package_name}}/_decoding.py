@@ -214,10 +214,11 @@ class TokenChooser:
 
     def choose(self, logits: torch.Tensor) -> int:
         """The next token from this request's logits (``[1, vocab]``, float32)."""
-        scores = logits
+        scores = cast(torch.FloatTensor, logits)
         if self._processors:
             sequence = cast(torch.LongTensor, self._ids[:, : self._length])
-            scores = self._processors(sequence, cast(torch.FloatTensor, scores))
+            for processor in self._processors:  # not the list's call: it inspects each one, each time
+                scores = processor(sequence, scores)
         if self._sample:
             probabilities = torch.softmax(scores, dim=-1)
             token = int(torch.multinomial(probabilities, 1, generator=self._generator))
