@@ -24,6 +24,28 @@ FLAGS = ("vision", "function_calling", "json_output", "structured_output")
 Bake = Callable[..., Path]
 
 
+LONGEST_FIRST = (
+    "test_verification.py",
+    "test_real_models.py",
+    "test_vllm.py",
+    "test_bake.py",
+    "test_uv.py",
+    "test_benchmarks.py",
+)
+"""Modules by the time their tests take, longest first (the rest come after them)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the longest tests first: pytest-xdist hands them out in this order, and one long
+    test collected last would otherwise run alone at the end."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
 def load_hook(name: str) -> ModuleType:
     """Import a hook file as a module (its Jinja line only runs under ``__main__``)."""
     if name in sys.modules:
