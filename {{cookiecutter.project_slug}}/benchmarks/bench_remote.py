@@ -185,10 +185,11 @@ def _checks(client: Client) -> list[tuple[str, LLMMessage, dict[str, Any], dict[
     return checks
 
 
-def _our_answer_valid(result: CreateResult, structured: bool) -> bool:
-    if isinstance(result.content, list):
-        return _calls_valid([(call.name, call.arguments) for call in result.content])
-    return _json_valid(result.content, structured)
+def _our_answer_valid(result: CreateResult, structured: bool, calls: bool) -> bool:
+    if calls:
+        found = result.content if isinstance(result.content, list) else []
+        return _calls_valid([(call.name, call.arguments) for call in found])
+    return isinstance(result.content, str) and _json_valid(result.content, structured)
 
 
 def _server_answer_valid(choice: dict[str, Any], structured: bool, calls: bool) -> bool:
@@ -208,7 +209,7 @@ async def _validity(client: Client, server: Server, seeds: int) -> dict[str, Any
         for seed in range(seeds):
             sampled = {"do_sample": True, **SAMPLED, "top_k": 0, "seed": seed}
             result = await client.create([message], **ours_arguments, extra_create_args=sampled)
-            ours.add(_our_answer_valid(result, structured), result.finish_reason == "length")
+            ours.add(_our_answer_valid(result, structured, calls), result.finish_reason == "length")
             choice = await server.answer(message, **SAMPLED, top_k=-1, seed=seed, **server_fields)
             theirs.add(
                 _server_answer_valid(choice, structured, calls), choice["finish_reason"] == "length"
