@@ -103,9 +103,7 @@ OPTIONAL_FILES: dict[str, list[str]] = {
     ],
     "json_output": [
         "{package}/_json_output.py",
-        "{package}/_schema.py",
         "tests/test_json_output.py",
-        "tests/test_schema.py",
         "tests/schema_models.py",
         "benchmarks/bench_json.py",
     ],
@@ -114,6 +112,8 @@ OPTIONAL_FILES: dict[str, list[str]] = {
 # Files that several capabilities use: they exist when any of these was answered "yes".
 SHARED_FILES: dict[str, list[str]] = {
     "{package}/_constrained.py": ["function_calling", "json_output"],
+    "{package}/_schema.py": ["function_calling", "json_output"],
+    "tests/test_schema.py": ["function_calling", "json_output"],
 }
 # Files that exist only when a capability was answered "no".
 DISABLED_FILES: dict[str, list[str]] = {

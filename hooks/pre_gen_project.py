@@ -48,13 +48,16 @@ RESERVED_PACKAGE_NAMES = frozenset(
         "torch",
         "transformers",
         "typing_extensions",
-        "xgrammar",
+        "llguidance",
+        "jsonschema",
+        "referencing",
     }
 )
 # Names bound in the generated client's modules: a client class of that name would clobber
 # or be clobbered by them.
 RESERVED_CLASS_NAMES = frozenset(
     {
+        "AnswerCheck",
         "Any",
         "AsyncGenerator",
         "BaseModel",
@@ -79,6 +82,7 @@ RESERVED_CLASS_NAMES = frozenset(
         "GenerationRequest",
         "GenerationSettings",
         "IncrementalDecoder",
+        "InvalidAnswerError",
         "JsonOutput",
         "LLMCallEvent",
         "LLMMessage",
@@ -95,6 +99,7 @@ RESERVED_CLASS_NAMES = frozenset(
         "RemoteEngine",
         "RequestUsage",
         "ResponseParser",
+        "_Stream",
         "Sequence",
         "THINK_OPEN",
         "TokenCallback",

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import pytest
 import torch
-import xgrammar as xgr
 from autogen_core.models import CreateResult, ModelInfo, UserMessage
 from autogen_core.tools import FunctionTool
 from pydantic import BaseModel, Field, RootModel, create_model
@@ -19,6 +18,7 @@ from transformers import LogitsProcessor
 
 from {{ cookiecutter.package_name }} import CapabilityError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+from {{ cookiecutter.package_name }} import _constrained as constrained
 from {{ cookiecutter.package_name }}._constrained import CACHE_SIZE, Compilers, Grammar
 from {{ cookiecutter.package_name }}._json_output import JsonOutput
 from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
@@ -170,10 +170,10 @@ async def boosted(
     return result
 
 
-async def test_think_tags_inside_json_stay_content(sampler: Client, tiny_model_path: Path) -> None:
-    """ "<think>" is allowed only inside the string, where it wins: content, not thought."""
+async def test_think_tags_never_enter_the_json(sampler: Client, tiny_model_path: Path) -> None:
+    """ "<think>" is an added token: never text in a grammar, so neither content nor thought."""
     result = await boosted(sampler, tiny_model_path, "<think>", ShortText)
-    assert "<think>" in str(result.content)
+    assert "<think>" not in str(result.content)
     assert result.thought is None
 
 
@@ -186,20 +186,23 @@ async def test_special_tokens_never_enter_the_json(sampler: Client, tiny_model_p
 async def test_grammar_work_happens_once_and_off_the_event_loop(
     tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Converting and compiling the grammar (and importing xgrammar) never block the loop."""
-    threads: dict[str, list[str]] = {"convert": [], "compile": []}
-    convert, compile_grammar = xgr.Grammar.from_json_schema, xgr.GrammarCompiler.compile_grammar
+    """Building the vocabulary view and compiling the grammar never block the loop (checking
+    the schema does, for about a millisecond)."""
+    threads: dict[str, list[str]] = {"vocabulary": [], "compile": []}
+    vocabulary, compile_grammar = constrained._llguidance_tokenizer, constrained.grammar_definition
+    loop_thread = threading.current_thread().name
 
-    def convert_spy(*args: Any, **kwargs: Any) -> xgr.Grammar:
-        threads["convert"].append(threading.current_thread().name)
-        return convert(*args, **kwargs)
+    def vocabulary_spy(*args: Any) -> Any:
+        threads["vocabulary"].append(threading.current_thread().name)
+        return vocabulary(*args)
 
-    def compile_spy(self: xgr.GrammarCompiler, *args: Any, **kwargs: Any) -> xgr.CompiledGrammar:
-        threads["compile"].append(threading.current_thread().name)
-        return compile_grammar(self, *args, **kwargs)
+    def compile_spy(kind: Any, text: str) -> str:
+        if threading.current_thread().name != loop_thread:  # the schema check runs on the loop
+            threads["compile"].append(threading.current_thread().name)
+        return compile_grammar(kind, text)
 
-    monkeypatch.setattr(xgr.Grammar, "from_json_schema", staticmethod(convert_spy))
-    monkeypatch.setattr(xgr.GrammarCompiler, "compile_grammar", compile_spy)
+    monkeypatch.setattr(constrained, "_llguidance_tokenizer", vocabulary_spy)
+    monkeypatch.setattr(constrained, "grammar_definition", compile_spy)
     client = Client(model_name=str(tiny_model_path), max_new_tokens=64, do_sample=False)
     try:
         for _ in range(3):
@@ -211,7 +214,6 @@ async def test_grammar_work_happens_once_and_off_the_event_loop(
     for work, names in threads.items():
         assert len(names) == 1, (work, names)  # cached after the first request
         assert names[0].startswith(type(client).__name__), (work, names)  # the torch worker
-        assert names[0] != threading.current_thread().name
 
 
 async def test_json_output_with_tools_is_refused(client: Client) -> None:
@@ -262,14 +264,14 @@ async def test_json_output_must_be_a_bool_or_model(client: Client) -> None:
         await client.create(MESSAGES, json_output=dict)  # type: ignore[arg-type]
 
 
-def test_missing_xgrammar_names_the_extra(
+def test_missing_llguidance_names_the_extra(
     tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from transformers import AutoTokenizer
 
     from {{ cookiecutter.package_name }}._config import GenerationSettings
 
-    monkeypatch.setitem(sys.modules, "xgrammar", None)  # import xgrammar now raises ImportError
+    monkeypatch.setitem(sys.modules, "llguidance", None)  # import llguidance now raises
     json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO)
     with pytest.raises(CapabilityError, match=r"pip install '.*\[constrained\]'"):
         json_output.constrain(True, GenerationSettings(), {})
@@ -281,11 +283,11 @@ def test_converted_schemas_are_kept_for_the_64_latest_answers(tiny_model_path: P
     info = ModelInfo(**{**DEFAULT_MODEL_INFO, "structured_output": True})
     json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), info)
     answers = [create_model(f"Answer{index}", value=(int, ...)) for index in range(80)]
-    schemas = [json_output.schema_json(answer) for answer in answers]
+    schemas = [json_output.schema(answer) for answer in answers]
     assert len(json_output._schemas) == CACHE_SIZE == 64
     assert json_output._schemas.get(answers[0]) is None  # the oldest went first
     assert json_output._schemas.get(answers[-1]) == schemas[-1]
-    assert json_output.schema_json(answers[0]) == schemas[0]  # converted again when needed
+    assert json_output.schema(answers[0]) == schemas[0]  # prepared again when needed
 
 
 def test_compiled_grammars_are_kept_for_the_64_latest(tiny_model_path: Path) -> None:
@@ -297,10 +299,15 @@ def test_compiled_grammars_are_kept_for_the_64_latest(tiny_model_path: Path) -> 
         Grammar("json_schema", json.dumps({"type": "integer", "maximum": n}), tokenizer)
         for n in range(70)
     ]
-    compiled = [compilers.compile(grammar, len(tokenizer)) for grammar in grammars]
+    for grammar in grammars:
+        compilers.compile(grammar, len(tokenizer))
     assert len(compilers._compiled) == CACHE_SIZE
-    assert compilers.compile(grammars[-1], len(tokenizer)) is compiled[-1]
-    assert compilers.compile(grammars[0], len(tokenizer)) is not compiled[0]  # dropped, rebuilt
+    key = ("json_schema", grammars[-1].text, len(tokenizer))
+    kept = compilers._compiled.get(key)
+    assert kept is not None
+    compilers.compile(grammars[-1], len(tokenizer))
+    assert compilers._compiled.get(key) is kept  # reused: each request gets a copy of it
+    assert compilers._compiled.get(("json_schema", grammars[0].text, len(tokenizer))) is None
 
 
 def test_model_info_reports_json_output() -> None:

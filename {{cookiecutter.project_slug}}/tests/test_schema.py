@@ -1,7 +1,8 @@
-"""Schema rewriting for constrained decoding: refusals, and random walks through the grammars.
+"""JSON schemas as users bring them: what the grammar enforces, what is checked afterwards,
+and what is refused; random walks through the grammars.
 
 A random walk picks any token the grammar allows at each step, so it explores far more of the
-grammar than a model does: every finished walk must validate against the original model.
+grammar than a model does: every finished walk of an exactly enforced schema must validate.
 """
 
 from __future__ import annotations
@@ -9,17 +10,17 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-import xgrammar as xgr
-from pydantic import BaseModel, TypeAdapter, ValidationError, constr
+from pydantic import BaseModel
 from schema_models import SUPPORTED, UNSUPPORTED
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import UnsupportedSchemaError
-from {{ cookiecutter.package_name }}._constrained import Compilers, Grammar, tokenizer_info
-from {{ cookiecutter.package_name }}._schema import enforceable_schema, pattern_problem, string_schema
+from {{ cookiecutter.package_name }}._constrained import Grammar
+from {{ cookiecutter.package_name }}._schema import prepare_schema, validation_errors
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def tokenizer(tiny_model_path: Path) -> PreTrainedTokenizerBase:
 
 
 def random_walks(
-    tokenizer: PreTrainedTokenizerBase, schema: dict[str, object], count: int, seed: int = 0
+    tokenizer: PreTrainedTokenizerBase, schema: dict[str, Any], count: int, seed: int = 0
 ) -> tuple[list[str], int]:
     """Decoded texts of ``count`` random walks through the schema's grammar, and how many ran
     out of steps before the grammar could end."""
@@ -37,26 +38,21 @@ def random_walks(
     assert isinstance(eos, int)
     vocab_size = len(tokenizer)
     grammar = Grammar("json_schema", json.dumps(schema), tokenizer)
-    compiled = Compilers.of(tokenizer).compile(grammar, vocab_size)
     rng = random.Random(seed)
     texts: list[str] = []
     unfinished = 0
     for _ in range(count):
-        matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[eos])
-        bitmask = xgr.allocate_token_bitmask(1, vocab_size)
+        state = grammar.start(vocab_size, [eos])
         token_ids: list[int] = []
         for _step in range(400):
-            matcher.fill_next_token_bitmask(bitmask)
-            scores = torch.zeros(1, vocab_size)
-            xgr.apply_token_bitmask_inplace(scores, bitmask)
-            allowed = torch.nonzero(scores[0] == 0).flatten().tolist()
+            scores = torch.zeros(vocab_size)
+            state.mask(scores)
+            allowed = torch.nonzero(scores == 0).flatten().tolist()
             if eos in allowed and (len(allowed) == 1 or rng.random() < 0.5):
-                text = tokenizer.decode(token_ids, skip_special_tokens=True)
-                assert isinstance(text, str)
-                texts.append(text)
+                texts.append(tokenizer.decode(token_ids, skip_special_tokens=True))
                 break
             token = rng.choice([t for t in allowed if t != eos])
-            assert matcher.accept_token(token)
+            state.accept(token)
             token_ids.append(token)
         else:
             unfinished += 1
@@ -66,117 +62,126 @@ def random_walks(
 @pytest.mark.parametrize("name", sorted(SUPPORTED))
 def test_every_grammar_match_validates(tokenizer: PreTrainedTokenizerBase, name: str) -> None:
     model = SUPPORTED[name]
-    texts, unfinished = random_walks(tokenizer, enforceable_schema(model.model_json_schema()), 120)
+    prepared = prepare_schema(model.model_json_schema())
+    texts, unfinished = random_walks(tokenizer, prepared.grammar_schema, 120)
     assert len(texts) >= 40, f"only {len(texts)} walks finished ({unfinished} ran out of steps)"
     for text in texts:
-        model.model_validate_json(text)
-
-
-def test_strings_are_valid_json_with_exact_lengths(tokenizer: PreTrainedTokenizerBase) -> None:
-    """xgrammar's own minLength lets raw control characters and lone surrogates through."""
-    adapter = TypeAdapter(constr(min_length=2, max_length=5))
-    texts, _ = random_walks(tokenizer, string_schema(2, 5), 300, seed=1)
-    assert len(texts) == 300
-    escapes = 0
-    for text in texts:
-        adapter.validate_json(text)
-        escapes += "\\" in text
-    assert escapes > 0, "escapes (\\n, \\u00e9, ...) should be reachable"
-
-
-def test_unbounded_object_is_any_json_object(tokenizer: PreTrainedTokenizerBase) -> None:
-    texts, _ = random_walks(tokenizer, enforceable_schema({"type": "object"}), 150, seed=2)
-    assert len(texts) >= 50
-    for text in texts:
-        assert isinstance(json.loads(text), dict)
-        TypeAdapter(dict[str, object]).validate_json(text)  # strict JSON: no lone surrogates
+        if prepared.exact or not prepared.errors(json.loads(text)):
+            model.model_validate_json(text)  # what the grammar (and its check) lets through
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))
-def test_unenforceable_features_are_refused(name: str) -> None:
-    model, expected = UNSUPPORTED[name]
-    with pytest.raises(UnsupportedSchemaError) as caught:
-        enforceable_schema(model.model_json_schema())
-    assert expected in str(caught.value)
+def test_keywords_the_grammar_cannot_enforce_are_named_and_checked(
+    tokenizer: PreTrainedTokenizerBase, name: str
+) -> None:
+    """What a whitelist refused is now approximated by the grammar and checked afterwards."""
+    model, _ = UNSUPPORTED[name]
+    prepared = prepare_schema(model.model_json_schema())
+    texts, _ = random_walks(tokenizer, prepared.grammar_schema, 40)
+    for text in texts:  # what the check lets through validates
+        if not prepared.errors(json.loads(text)):
+            model.model_validate_json(text)
 
 
-def test_all_problems_are_listed_at_once() -> None:
-    schema = {
+REAL_WORLD: dict[str, dict[str, Any]] = {
+    "annotations and vendor keywords": {
+        "type": "object",
+        "propertyOrder": ["name"],
+        "javaType": "com.example.Thing",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "x-intellij-html-description": "<b>x</b>",
+        "properties": {"name": {"type": "string", "readonly": True, "weight": 3, "_format": "x"}},
+        "required": ["name"],
+    },
+    "no type at all": {"description": "anything goes"},
+    "enum and const without type": {
+        "type": "object",
+        "properties": {"kind": {"enum": ["a", 1, None]}, "v": {"const": "fixed"}},
+        "required": ["kind", "v"],
+    },
+    "draft-04 ref with siblings": {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "definitions": {"node": {"type": "object", "properties": {"next": {"$ref": "#/definitions/node", "description": "recursive", "type": "object"}}}},
+        "$ref": "#/definitions/node",
+    },
+    "uniqueItems, not, dependencies, patternProperties": {
         "type": "object",
         "properties": {
-            "a": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
-            "b": {"type": "string", "format": "date-time"},
+            "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+            "other": {"not": {"type": "string"}},
         },
-    }
-    with pytest.raises(UnsupportedSchemaError) as caught:
-        enforceable_schema(schema)
-    assert len(caught.value.problems) == 2
+        "dependencies": {"tags": ["other"]},
+        "patternProperties": {"^x-": {"type": "integer"}},
+    },
+    "look-around pattern": {"type": "string", "pattern": "^(?!mode).*$"},
+    "mcp tool": {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "url": {"type": "string", "format": "uri", "description": "Where."},
+            "limit": {"type": ["integer", "null"], "default": 10, "examples": [5]},
+            "filter": {"$ref": "#/$defs/filter"},
+        },
+        "required": ["url"],
+        "$defs": {"filter": {"type": "object", "properties": {"q": {"type": "string"}}}},
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_WORLD))
+def test_real_world_schemas_are_accepted(tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    schema = REAL_WORLD[name]
+    prepared = prepare_schema(schema)
+    texts, _ = random_walks(tokenizer, prepared.grammar_schema, 30, seed=2)
+    assert texts, "no walk finished"
+    for text in texts:
+        value = json.loads(text)
+        if prepared.exact:
+            assert validation_errors(schema, value) == [], text
+
+
+def test_what_the_grammar_only_approximates_is_listed() -> None:
+    assert prepare_schema(REAL_WORLD["annotations and vendor keywords"]).exact
+    loose = prepare_schema(REAL_WORLD["uniqueItems, not, dependencies, patternProperties"])
+    listed = " ".join(loose.approximated)
+    assert "uniqueItems" in listed and "not" in listed and "dependencies" in listed
+    lookaround = prepare_schema(REAL_WORLD["look-around pattern"])
+    assert "pattern" not in lookaround.grammar_schema
+    assert "look-around" in " ".join(lookaround.approximated)
+    assert lookaround.errors("mode on") and not lookaround.errors("other")
+
+
+def test_draft_04_references_replace_their_siblings() -> None:
+    prepared = prepare_schema(REAL_WORLD["draft-04 ref with siblings"])
+    node = prepared.grammar_schema["definitions"]["node"]["properties"]["next"]
+    assert node == {"$ref": "#/definitions/node"}
+
+
+def test_answers_are_checked_with_the_schemas_draft_and_formats() -> None:
+    assert validation_errors({"type": "string", "format": "date"}, "2024-02-30")
+    assert not validation_errors({"type": "string", "format": "date"}, "2024-02-29")
+    errors = validation_errors({"type": "array", "uniqueItems": True}, [1, 1])
+    assert errors and "non-unique" in errors[0]
 
 
 @pytest.mark.parametrize(
-    "pattern", [r"^[a-z]{2,4}-\d+$", r"ab|cd", r"^(?:x[0-9])+$", r"^[A-Fa-f0-9_]*$", "^[é-ü]+$"]
-)
-def test_safe_patterns_are_accepted(pattern: str) -> None:
-    assert pattern_problem(pattern) is None
-
-
-@pytest.mark.parametrize(
-    ("pattern", "reason"),
+    ("schema", "reason"),
     [
-        (r"^a.c$", "'.'"),
-        (r"^[^a]+$", "negated"),
-        (r"^\D$", "\\D"),
-        (r"^(?!x)y$", "lookaround"),
-        (r"^(a)\1$", "backreference"),
-        (r'^a"b$', "escaping"),
-        (r"^a\\b$", "escaping"),
-        (r"^[ -~]+$", "range"),
-        (r"(?i)^ab$", "flags"),
-        (r"^a\bb$", "anchor"),
-        (r"a^b", "anchor"),
-        (r"^a\nb$", "escaping"),
-        (r"(", "cannot be parsed"),
+        (False, "must be a JSON object or true"),
+        ([{"type": "string"}], "must be a JSON object or true"),
+        ({"$ref": "https://example.com/schema.json"}, ""),
     ],
 )
-def test_unsafe_patterns_are_refused(pattern: str, reason: str) -> None:
-    problem = pattern_problem(pattern)
-    assert problem is not None
-    assert reason in problem
+def test_schemas_no_grammar_can_serve_are_refused(schema: Any, reason: str) -> None:
+    with pytest.raises(UnsupportedSchemaError, match=reason):
+        prepare_schema(schema)
 
 
-def test_tokenizer_info_blanks_special_tokens_but_stop_and_kept_ones(
-    tokenizer: PreTrainedTokenizerBase,
-) -> None:
-    eos = tokenizer.eos_token_id
-    assert isinstance(eos, int)
-    info = tokenizer_info(tokenizer, len(tokenizer))
-    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
-    think = tokenizer.convert_tokens_to_ids("<think>")
-    assert start in info.special_token_ids
-    assert eos not in info.special_token_ids
-    assert think not in info.special_token_ids  # an added token, but not special: ordinary text
-    assert info.stop_token_ids == [eos]
-    kept = tokenizer_info(tokenizer, len(tokenizer), ["<|im_start|>"])  # a format's marker
-    assert start not in kept.special_token_ids
-
-
-def test_rewrite_keeps_property_order_and_strictness() -> None:
-    class Model(BaseModel):
+def test_pydantic_models_keep_their_property_order() -> None:
+    class Ordered(BaseModel):
         zebra: int
-        apple: int
+        apple: str
 
-    schema = enforceable_schema(Model.model_json_schema())
-    assert list(schema["properties"]) == ["zebra", "apple"]
-    assert "additionalProperties" not in schema  # strict: no properties beyond the model's
-
-
-def test_invalid_json_rejected_by_the_rewritten_string() -> None:
-    """The rewritten string pattern refuses what plain xgrammar strings allow."""
-    import re
-
-    pattern = re.compile(string_schema()["pattern"])
-    assert pattern.fullmatch(r"ok \" \n \u00e9 \ud83d\ude00")
-    assert not pattern.fullmatch("\x07")  # raw control character
-    assert not pattern.fullmatch(r"\udc3c")  # lone surrogate escape
-    with pytest.raises(ValidationError):
-        TypeAdapter(str).validate_json('"\\udc3c"')
+    prepared = prepare_schema(Ordered.model_json_schema())
+    assert list(prepared.grammar_schema["properties"]) == ["zebra", "apple"]

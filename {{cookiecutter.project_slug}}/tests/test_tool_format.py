@@ -24,8 +24,7 @@ from {{ cookiecutter.package_name }}._tool_format import (
     WRITERS,
     ToolTemplate,
     Vocabulary,
-    enforced_arguments,
-    excluded_texts,
+    call_grammar,
     learn_tool_template,
     written_format,
 )
@@ -333,34 +332,50 @@ def test_calls_written_by_the_template_read_back(
         assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == wanted
 
 
-def test_markers_are_excluded_through_their_shared_pieces() -> None:
-    assert excluded_texts(["<tool_call>", "</tool_call>"]) == ["tool_call>"]
-    assert excluded_texts(GEMMA_MARKERS) == ['<|"|>', "<|tool_response>", "tool_call"]
-    assert excluded_texts(["[TOOL_CALLS]"]) == ["[TOOL_CALLS]"]
-    assert excluded_texts([]) == []
+FORMS = ["chatml_tools", "llama3_tools", "mistral_tools", "mistral_v11_tools",
+         "qwen3_coder_tools", "glm_tools", "gemma4_tools"]  # fmt: skip
+CALL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "description": "A city."},
+        "days": {"type": "integer"},
+        "flags": {"type": "array", "items": {"type": "boolean"}},
+    },
+    "required": ["city"],
+}
 
 
-def test_bounded_strings_become_patterns_without_marker_starts() -> None:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {
-            "city": {"type": "string", "maxLength": 3, "title": "City"},
-            "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
-            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
-        },
-    }
-    enforced = enforced_arguments(schema, "json", ["<tool_call>", "[TOOL_CALLS]"])
-    city = re.compile(enforced["properties"]["city"]["pattern"])
-    assert enforced["properties"]["city"]["title"] == "City"
-    assert city.fullmatch("abc")
-    assert city.fullmatch('\\"a')  # an escape counts as one character
-    assert not city.fullmatch("abcd")
-    assert not city.fullmatch("a<b")
-    assert not city.fullmatch("[x")
-    assert enforced["properties"]["code"] == schema["properties"]["code"]  # its own pattern
-    tag = re.compile(enforced["properties"]["tags"]["items"]["pattern"])
-    assert tag.fullmatch("x")
-    assert not tag.fullmatch("")
-    plain = re.compile(enforced_arguments(schema, "gemma", [])["properties"]["city"]["pattern"])
-    assert plain.fullmatch('a"b')  # raw text: a quote is just a character
-    assert not plain.fullmatch("a<b")  # "<" starts the syntax's own closing (<|"|>)
+def grammar_accepts(tokenizer: Any, grammar: str, text: str) -> bool:
+    """Whether the Lark ``grammar`` (llguidance) is complete after the tokens of ``text``."""
+    import llguidance
+    import llguidance.hf
+
+    matcher = llguidance.LLMatcher(
+        llguidance.hf.from_tokenizer(tokenizer, n_vocab=len(tokenizer)),
+        llguidance.LLMatcher.grammar_from_lark(grammar),
+        log_level=0,
+    )
+    assert not matcher.is_error(), matcher.get_error()
+    ending = [tokenizer.eos_token, *tokenizer.all_special_tokens]
+    while stripped := next((t for t in ending if t and text.rstrip().endswith(t)), None):
+        text = text.rstrip().removesuffix(stripped)  # the turn's end is the engine's stop
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return bool(matcher.consume_tokens(ids) and matcher.is_accepting())
+
+
+@pytest.mark.parametrize("template", FORMS)
+def test_forced_call_grammar_takes_the_templates_own_writing(
+    formats: dict[str, CallFormat], template: str
+) -> None:
+    """The grammar of a forced call accepts the call as the chat template itself writes it
+    (markers as the tokenizer's added tokens), optional arguments left out or given."""
+    tokenizer = tiny_tokenizer(template, special_tokens=SPECIAL_TOKENS.get(template, ()))
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": CALL_SCHEMA}}
+    grammar = call_grammar(formats[template], [tool], Vocabulary(tokenizer), starts_in_thought=False)
+    for arguments in ({"city": "Paris"}, {"city": "São Paulo", "days": 3, "flags": [True]}):
+        written = render_answer(tokenizer, [("get_weather", arguments)])
+        assert grammar_accepts(tokenizer, grammar, written), (template, written, grammar)
+    wrong_name = render_answer(tokenizer, [("get_weathers", {"city": "Paris"})])
+    assert not grammar_accepts(tokenizer, grammar, wrong_name)
+    missing = render_answer(tokenizer, [("get_weather", {"days": 3})])
+    assert not grammar_accepts(tokenizer, grammar, missing)  # "city" is required

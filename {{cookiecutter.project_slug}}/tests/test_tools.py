@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, cast
 
 import pytest
 import torch
-import xgrammar as xgr
+import llguidance
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import (
     TextMessage,
@@ -41,7 +41,8 @@ from {{ cookiecutter.package_name }} import CapabilityError, MalformedToolCallWa
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }}._constrained import Compilers, Grammar
 from {{ cookiecutter.package_name }}._text import ResponseParser
-from {{ cookiecutter.package_name }}._tool_format import Vocabulary, call_structural_tag
+from {{ cookiecutter.package_name }} import _constrained as constrained
+from {{ cookiecutter.package_name }}._tool_format import Vocabulary, call_grammar
 from {{ cookiecutter.package_name }}._tool_parsers import ID_SLOT, ParsedCall, read_calls
 
 SEEDS = range(12)
@@ -248,13 +249,13 @@ async def test_forced_call_grammar_is_built_on_the_worker_thread(
 ) -> None:
     client = clients["hermes"]
     threads: list[str] = []
-    original = xgr.GrammarCompiler.compile_structural_tag
+    original = constrained.grammar_definition
 
-    def recording(self: xgr.GrammarCompiler, *args: Any, **kwargs: Any) -> xgr.CompiledGrammar:
+    def recording(kind: Literal["json_schema", "lark"], text: str) -> str:
         threads.append(threading.current_thread().name)
-        return original(self, *args, **kwargs)
+        return original(kind, text)
 
-    monkeypatch.setattr(xgr.GrammarCompiler, "compile_structural_tag", recording)
+    monkeypatch.setattr(constrained, "grammar_definition", recording)
     only_here = ToolSchema(
         name="only_in_this_test", parameters=ParametersSchema(type="object", properties={})
     )
@@ -334,57 +335,21 @@ async def test_forced_calls_are_valid_on_both_engines(
 
 
 @pytest.mark.parametrize("call_format", list(TEMPLATES))
-def test_server_grammars_pass_the_check_vllm_makes_without_a_tokenizer(
+def test_server_gets_the_same_grammar_and_it_is_valid_for_the_vocabulary(
     clients: dict[str, Client], model_paths: dict[str, Path], call_format: str
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_paths[call_format])
     tool_calling = clients[call_format]._tool_calling
-    tag = call_structural_tag(
-        tool_calling.format,
-        chat_tools(TOOLS),
-        Vocabulary(tokenizer),
-        markers=tool_calling.markers,
-        starts_in_thought=False,
+    text = call_grammar(
+        tool_calling.format, chat_tools(TOOLS), Vocabulary(tokenizer), starts_in_thought=False
     )
-    (text,) = Grammar("structural_tag", json.dumps(tag), tokenizer).structured_outputs().values()
-    assert '"token"' not in text
-    xgr.Grammar.from_structural_tag(text)  # vLLM's check of a request: refused, it raises
-
-
-def test_server_grammar_accepts_the_call_the_local_one_does(
-    tool_client: Client, tokenizer: PreTrainedTokenizerBase
-) -> None:
-    markers = ("<tool_call>", "</tool_call>")
-    tag = call_structural_tag(
-        tool_client._tool_calling.format,
-        chat_tools([TIME]),
-        Vocabulary(tokenizer),
-        markers=markers,
-        starts_in_thought=False,
+    grammar = Grammar("lark", text, tokenizer)
+    assert grammar.structured_outputs() == {"grammar": text}  # vLLM's guidance backend
+    vocabulary = Compilers.of(tokenizer).vocabulary(len(tokenizer))
+    problem = llguidance.LLMatcher.validate_grammar(
+        llguidance.LLMatcher.grammar_from_lark(text), vocabulary
     )
-    local = Grammar("structural_tag", json.dumps(tag), tokenizer, kept=markers)
-    (text,) = local.structured_outputs().values()
-    server = Grammar("structural_tag", text, tokenizer, kept=markers)
-    call = '<tool_call>{"name": "local_time", "arguments": {"zone": "JST"}}</tool_call>'
-    spelled_out = [tokenizer.convert_tokens_to_ids(c) for c in "<tool_call>"]
-    rest = tokenizer.encode(call.removeprefix("<tool_call>"), add_special_tokens=False)
-    eos = tokenizer.eos_token_id
-    accepted = {}
-    for name, grammar, ids in (
-        ("local", local, tokenizer.encode(call, add_special_tokens=False)),
-        ("server", server, tokenizer.encode(call, add_special_tokens=False)),
-        ("local, marker spelled out", local, [*spelled_out, *rest]),
-        ("server, marker spelled out", server, [*spelled_out, *rest]),
-    ):
-        compiled = Compilers.of(tokenizer).compile(grammar, len(tokenizer))
-        matcher = xgr.GrammarMatcher(compiled, override_stop_tokens=[eos])
-        accepted[name] = all(matcher.accept_token(i) for i in [*ids, eos])
-    assert accepted == {
-        "local": True,
-        "server": True,
-        "local, marker spelled out": False,  # the marker token only, as the model writes it
-        "server, marker spelled out": True,  # the same text: the same call once decoded
-    }
+    assert problem == "", problem
 
 
 @pytest.mark.parametrize("call_format", list(TEMPLATES))
@@ -531,14 +496,14 @@ async def test_forced_calls_refuse_beam_search(tool_client: Client) -> None:
         )
 
 
-async def test_missing_xgrammar_is_a_clear_error(
+async def test_missing_llguidance_is_a_clear_error(
     model_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "xgrammar", None)
+    monkeypatch.setitem(sys.modules, "llguidance", None)
     client = Client(model_name=str(model_paths["hermes"]))
     try:
         with pytest.raises(
-            CapabilityError, match=r"needs xgrammar: pip install '.*\[constrained\]'"
+            CapabilityError, match=r"needs llguidance: pip install '.*\[constrained\]'"
         ):
             await client.create([ASK], tools=TOOLS, tool_choice="required")
         result = await client.create([ASK], tools=TOOLS, extra_create_args={"max_new_tokens": 2})
@@ -800,51 +765,57 @@ async def test_configured_format_overrides_the_template(
 
 
 def test_grammars_are_compiled_once_per_vocabulary(
-    tool_client: Client, tokenizer: PreTrainedTokenizerBase
+    tool_client: Client, tokenizer: PreTrainedTokenizerBase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tag = call_structural_tag(
+    text = call_grammar(
         tool_client._tool_calling.format,
         chat_tools([WEATHER]),
         Vocabulary(tokenizer),
-        markers=("<tool_call>", "</tool_call>"),
         starts_in_thought=False,
     )
-    grammar = Grammar("structural_tag", json.dumps(tag), tokenizer)
+    grammar = Grammar("lark", text, tokenizer)
+    compiled: list[int] = []
+    original = constrained.grammar_definition
+
+    def counting(kind: Literal["json_schema", "lark"], text: str) -> str:
+        compiled.append(1)
+        return original(kind, text)
+
+    monkeypatch.setattr(constrained, "grammar_definition", counting)
     compilers = Compilers.of(tokenizer)
     assert Compilers.of(tokenizer) is compilers
     first = compilers.compile(grammar, len(tokenizer))
-    assert compilers.compile(grammar, len(tokenizer)) is first
-    assert compilers.compile(grammar, len(tokenizer) + 8) is not first
+    second = compilers.compile(grammar, len(tokenizer))
+    assert second is not first  # each request starts from its own copy
+    assert len(compiled) == 1
+    compilers.compile(grammar, len(tokenizer) + 8)
+    assert len(compiled) == 2
 
 
 def test_forced_grammar_lets_open_reasoning_finish_first(
     clients: dict[str, Client], model_paths: dict[str, Path]
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_paths["llama3"])
-    tag = call_structural_tag(
+    text = call_grammar(
         clients["llama3"]._tool_calling.format,
         chat_tools([TIME]),
         Vocabulary(tokenizer),
-        markers=(),
         starts_in_thought=True,
     )
-    grammar = Grammar("structural_tag", json.dumps(tag), tokenizer)
-    compiled = Compilers.of(tokenizer).compile(grammar, len(tokenizer))
-    eos = tokenizer.eos_token_id
+    grammar = Grammar("lark", text, tokenizer)
 
-    def matcher() -> xgr.GrammarMatcher:
-        return xgr.GrammarMatcher(compiled, override_stop_tokens=[eos])
+    def accepts(answer: str, *, complete: bool = True) -> bool:
+        matcher = Compilers.of(tokenizer).compile(grammar, len(tokenizer))
+        ids = tokenizer.encode(answer, add_special_tokens=False)
+        return bool(matcher.consume_tokens(ids) and (matcher.is_accepting() or not complete))
 
     call = '{"name": "local_time", "parameters": {"zone": "JST"}}'
-    accepted = matcher()
-    assert accepted.accept_string("Tokyo means JST.</think>\n\n" + call)
-    assert accepted.accept_token(eos)
-    assert accepted.is_terminated()
-    assert not matcher().accept_string('Hm.</think>\n\n{"name": "get_weather"')
-    # Whitespace is bounded: at most one character between two tokens of the arguments.
-    assert matcher().accept_string('Hm.</think>\n\n{"name": "local_time", "parameters": {"zone" :')
-    assert not matcher().accept_string(
-        'Hm.</think>\n\n{"name": "local_time", "parameters": {"zone"  :'
+    assert accepts("Tokyo means JST.</think>\n\n" + call)
+    assert not accepts('Hm.</think>\n\n{"name": "get_weather"', complete=False)
+    # Written as json.dumps writes it: no other whitespace between the argument tokens.
+    assert accepts('Hm.</think>\n\n{"name": "local_time", "parameters": {"zone": ', complete=False)
+    assert not accepts(
+        'Hm.</think>\n\n{"name": "local_time", "parameters": {"zone" :', complete=False
     )
 
 

@@ -6,13 +6,14 @@ from ._errors import (
     CapabilityError,
     ClientClosedError,
     ContextWindowExceededError,
+    InvalidAnswerError,
     ModelLoadError,
 )
 from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
 {%- if cookiecutter.function_calling %}
 from ._tools import MalformedToolCallWarning
 {%- endif %}
-{%- if cookiecutter.json_output %}
+{%- if cookiecutter.json_output or cookiecutter.function_calling %}
 from ._schema import UnsupportedSchemaError
 {%- endif %}
 {%- if cookiecutter.vision %}
@@ -26,6 +27,7 @@ __all__ = [
     "ClientClosedError",
     "ContextWindowExceededError",
     "GenerationSettings",
+    "InvalidAnswerError",
     "ModelLoadError",
 {%- if cookiecutter.vision %}
     "UnreadableImageError",
@@ -36,6 +38,6 @@ __all__ = [
 {%- if cookiecutter.function_calling %}
 __all__ += ["MalformedToolCallWarning"]
 {%- endif %}
-{%- if cookiecutter.json_output %}
+{%- if cookiecutter.json_output or cookiecutter.function_calling %}
 __all__ += ["UnsupportedSchemaError"]
 {%- endif %}

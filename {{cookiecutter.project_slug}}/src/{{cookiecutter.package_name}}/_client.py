@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import weakref
@@ -25,11 +26,16 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
-from ._errors import CapabilityError, ClientClosedError, ContextWindowExceededError
+from ._errors import (
+    CapabilityError,
+    ClientClosedError,
+    ContextWindowExceededError,
+    InvalidAnswerError,
+)
 from ._checks import check_messages
 from ._decoding import request_settings
 from ._engine import Engine, TokenCallback
-from ._generation import Constraint, GenerationOutput, GenerationRequest
+from ._generation import AnswerCheck, Constraint, GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
 from ._loading import check_model_source, check_tokenizer, context_window, load_model_config
 from ._local_engine import LocalEngine
@@ -53,6 +59,8 @@ class _PreparedRequest:
     keep_special: frozenset[int] = frozenset()
     think_tags: bool = True
     tools: ToolRequest | None = None
+    check: AnswerCheck | None = None
+    """What the answer must satisfy beyond its grammar; sampled again while it does not."""
 
     def parser(self) -> ResponseParser:
         return ResponseParser(
@@ -61,6 +69,24 @@ class _PreparedRequest:
             hold_from=self.hold_from,
             think_tags=self.think_tags,
         )
+
+
+class _Stream:
+    """One streamed generation: its tokens decoded and parsed into chunks as they come."""
+
+    def __init__(self, decoder: IncrementalDecoder, prepared: _PreparedRequest) -> None:
+        self.decoder = decoder
+        self.parser = prepared.parser()
+        self.chunks: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def on_tokens(self, token_ids: list[int]) -> None:
+        """On the event loop, as tokens come."""
+        if chunk := self.parser.feed(self.decoder.add(token_ids)):
+            self.chunks.put_nowait(chunk)
+
+    def finished(self, _: object) -> None:
+        """When the generation is done: no more chunks."""
+        self.chunks.put_nowait(None)
 
 
 class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Config]):
@@ -192,16 +218,24 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             CapabilityError: tools, JSON output or images where the client has no support.
             ValueError: an unknown or invalid ``extra_create_args`` entry, or a message with
                 text that is not valid Unicode (a lone surrogate).
+            UnsupportedSchemaError: the JSON schema (or a forced tool's parameters) is none
+                that a grammar can guarantee a valid answer for.
+            InvalidAnswerError: no answer validated against the schema in ``1 + max_resamples``
+                tries (JSON output, forced calls); it carries the last answer.
         """
         prepared = await self._prepare(
             messages, tools, tool_choice, json_output, extra_create_args
         )
-        output = await self._generate(prepared.generation, cancellation_token, None)
-        decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
-        parser = prepared.parser()
-        parser.feed(decoder.add(output.token_ids) + decoder.flush())
-        parser.finish()
-        result = self._result(prepared, output, parser)
+        failed: list[CreateResult] = []
+        while True:
+            output = await self._generate(prepared.generation, cancellation_token, None)
+            decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
+            parser = prepared.parser()
+            parser.feed(decoder.add(output.token_ids) + decoder.flush())
+            parser.finish()
+            result = self._result(prepared, output, parser)
+            if not self._rejected(prepared, result, failed):
+                break
         event_logger.info(
             LLMCallEvent(
                 messages=prepared.chat,
@@ -233,33 +267,39 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         prepared = await self._prepare(
             messages, tools, tool_choice, json_output, extra_create_args
         )
-        chunks: asyncio.Queue[str | None] = asyncio.Queue()
-        decoder = IncrementalDecoder(self._tokenizer, prepared.keep_special)
-        parser = prepared.parser()
-
-        def on_tokens(token_ids: list[int]) -> None:  # on this event loop, as tokens come
-            if chunk := parser.feed(decoder.add(token_ids)):
-                chunks.put_nowait(chunk)
-
+        # An answer the grammar cannot guarantee valid is held back until it is checked.
+        hold = prepared.check is not None and not prepared.check.exact
+        failed: list[CreateResult] = []
         event_logger.info(LLMStreamStartEvent(messages=prepared.chat))
-        generation = asyncio.ensure_future(
-            self._generate(prepared.generation, cancellation_token, on_tokens)
-        )
-        generation.add_done_callback(lambda _: chunks.put_nowait(None))
-        try:
-            while (chunk := await chunks.get()) is not None:
-                if cancellation_token is not None and cancellation_token.is_cancelled():
-                    break  # no more chunks; the generation raises CancelledError
-                yield chunk
-            output = await generation
-            if chunk := parser.feed(decoder.flush()) + parser.finish():
-                yield chunk
-        finally:
-            if not generation.done():  # closed early (break, aclose): stop the model
-                generation.cancel()
-        result = self._result(prepared, output, parser)
-        if isinstance(result.content, str) and (held := parser.release_held()):
-            yield held  # held back as a possible tool call, but the answer is text
+        while True:
+            held: list[str] = []
+            stream = _Stream(IncrementalDecoder(self._tokenizer, prepared.keep_special), prepared)
+            parser, decoder = stream.parser, stream.decoder
+            generation = asyncio.ensure_future(
+                self._generate(prepared.generation, cancellation_token, stream.on_tokens)
+            )
+            generation.add_done_callback(stream.finished)
+            try:
+                while (chunk := await stream.chunks.get()) is not None:
+                    if cancellation_token is not None and cancellation_token.is_cancelled():
+                        break  # no more chunks; the generation raises CancelledError
+                    if hold:
+                        held.append(chunk)
+                    else:
+                        yield chunk
+                output = await generation
+                if chunk := parser.feed(decoder.flush()) + parser.finish():
+                    held.append(chunk)
+            finally:
+                if not generation.done():  # closed early (break, aclose): stop the model
+                    generation.cancel()
+            result = self._result(prepared, output, parser)
+            if not self._rejected(prepared, result, failed, retry=hold):
+                break
+        for chunk in held:
+            yield chunk
+        if isinstance(result.content, str) and (held_call := parser.release_held()):
+            yield held_call  # held back as a possible tool call, but the answer is text
         event_logger.info(
             LLMStreamEndEvent(
                 response=result.model_dump(),
@@ -314,11 +354,6 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         chat = self._to_chat(messages)
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
-        constraint: Constraint | None = None
-        if json_output:
-            settings, constraint = self._json_output.constrain(
-                json_output, settings, passthrough, tools=tools
-            )
         if self._renderer.runs_torch(chat):  # images: preprocessed on the engine's thread
             prompt = await self._engine.call(self._encode, chat, tools)
         else:
@@ -328,8 +363,14 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if room <= 0:
             raise ContextWindowExceededError(len(input_ids), self._context_window)
         max_new_tokens = min(settings.max_new_tokens, room)
+        constraint: Constraint | None = None
+        check: AnswerCheck | None = None
+        if json_output:
+            settings, constraint, check = self._json_output.constrain(
+                json_output, settings, passthrough, tools=tools, budget=max_new_tokens
+            )
         starts_in_thought = decode(self._tokenizer, input_ids[-4:]).rstrip().endswith(THINK_OPEN)
-        settings, tool_grammar = self._tool_calling.prepare(
+        settings, tool_grammar, tool_check = self._tool_calling.prepare(
             tool_request,
             settings,
             prompt_ids=input_ids,
@@ -338,7 +379,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         )
         if tool_grammar is not None and int(passthrough.get("num_beams") or 1) > 1:
             raise ValueError("A forced tool call follows one sequence: num_beams must be 1.")
-        constraint = constraint or tool_grammar
+        constraint, check = constraint or tool_grammar, check or tool_check
         stop = list(settings.stop)
         if self._renderer.uses_fallback and constraint is None and FALLBACK_STOP not in stop:
             stop.append(FALLBACK_STOP)  # a grammar decides itself where the answer ends
@@ -356,6 +397,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
             stop=stop,
             starts_in_thought=starts_in_thought,
             think_tags=not json_output,  # JSON strings may contain "<think>"
+            check=check,
         )
         prepared.tools, prepared.hold_from = tool_request, tool_request.hold_from
         prepared.keep_special = tool_request.marker_token_ids
@@ -382,6 +424,42 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         if output.cancelled:
             raise asyncio.CancelledError("The request was cancelled; generation stopped.")
         return output
+
+    def _rejected(
+        self,
+        prepared: _PreparedRequest,
+        result: CreateResult,
+        failed: list[CreateResult],
+        *,
+        retry: bool = True,
+    ) -> bool:
+        """Whether ``result`` fails its check and the request is to be sampled again (with the
+        next seed, if it has one).
+
+        Raises:
+            InvalidAnswerError: it fails, and no try is left (or decoding is deterministic:
+                the same answer came twice), or it was streamed already (not ``retry``).
+        """
+        if prepared.check is None or result.finish_reason == "length":
+            return False  # a cut-off answer says so in its finish reason
+        errors = prepared.check.errors(result.content)
+        if not errors:
+            return False
+        repeated = any(earlier.content == result.content for earlier in failed)
+        failed.append(result)
+        if not retry or repeated or len(failed) > self._config.max_resamples:
+            answer = result.content
+            text = (
+                answer
+                if isinstance(answer, str)
+                else json.dumps([{"name": c.name, "arguments": c.arguments} for c in answer])
+            )
+            raise InvalidAnswerError(text, errors, len(failed))
+        settings = prepared.generation.settings
+        if settings.seed is not None:
+            seed = settings.seed + 1
+            prepared.generation.settings = settings.model_copy(update={"seed": seed})
+        return True
 
     def _add_usage(self, request: GenerationRequest, output: GenerationOutput) -> None:
         """Count a generation that ran (also a cancelled one) in ``total_usage``."""

@@ -75,6 +75,12 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
     chat_template: str | None = Field(
         default=None, description="Jinja chat template replacing the tokenizer's own."
     )
+    max_resamples: int = Field(
+        default=2,
+        ge=0,
+        description="Tries after the first when a JSON answer or a forced call fails its "
+        "schema check (keywords the grammar only approximates).",
+    )
     context_window: int | None = Field(
         default=None, ge=1, description="Context length; default: read from the model's config."
     )

@@ -17,6 +17,23 @@ class CapabilityError(ValueError):
     """A request asked for a capability this client does not have."""
 
 
+class InvalidAnswerError(ValueError):
+    """The model's answers did not validate against the schema, after every allowed try.
+
+    ``answer`` is the last answer (JSON text, or a tool call's arguments), ``errors`` what the
+    validator found wrong in it.
+    """
+
+    def __init__(self, answer: str, errors: list[str], attempts: int) -> None:
+        super().__init__(
+            f"No answer validated against the schema in {attempts} attempt(s); the last one "
+            f"failed with: {'; '.join(errors)}. Raise max_resamples, sample (temperature) "
+            "instead of decoding greedily, or simplify the schema."
+        )
+        self.answer = answer
+        self.errors = errors
+
+
 class ClientClosedError(RuntimeError):
     """The client was used after ``close()``."""
 

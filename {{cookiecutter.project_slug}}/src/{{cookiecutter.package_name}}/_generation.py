@@ -56,6 +56,18 @@ class TokenConstraint(Protocol):
         """Advance the grammar past the token that was chosen."""
 
 
+class AnswerCheck(Protocol):
+    """What an answer must satisfy beyond its grammar (a JSON schema's keywords that the
+    grammar only approximates, say): the client samples again while it does not."""
+
+    @property
+    def exact(self) -> bool:
+        """Whether the grammar alone guarantees the check passes (streaming needs no hold)."""
+
+    def errors(self, content: Any) -> list[str]:
+        """What is wrong with a result's content (text or calls); empty when it is valid."""
+
+
 class Constraint(Protocol):
     """A grammar that a request's answer must follow (tool calls, JSON output).
 

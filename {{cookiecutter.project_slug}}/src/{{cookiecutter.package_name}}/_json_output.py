@@ -11,37 +11,56 @@ from pydantic import BaseModel
 from transformers import PreTrainedTokenizerBase
 
 from ._config import GenerationSettings
-from ._constrained import BoundedCache, Grammar, require_xgrammar
+from ._constrained import BoundedCache, Grammar, require_grammar_library
 from ._errors import CapabilityError
-from ._schema import enforceable_schema
+from ._schema import PreparedSchema, prepare_schema
 
 JSON_MODE_SCHEMA: dict[str, Any] = {"type": "object"}
 """What ``json_output=True`` produces: a JSON object (use a ``RootModel`` for other values)."""
 
 
+class JsonCheck:
+    """An answer checked against the schema it was asked for (an ``AnswerCheck``)."""
+
+    def __init__(self, schema: PreparedSchema) -> None:
+        self._schema = schema
+
+    @property
+    def exact(self) -> bool:
+        return self._schema.exact
+
+    def errors(self, content: Any) -> list[str]:
+        if not isinstance(content, str):
+            return ["the answer is not text"]
+        try:
+            value = json.loads(content)
+        except json.JSONDecodeError as error:
+            return [f"the answer is not JSON ({error})"]
+        return self._schema.errors(value)
+
+
 class JsonOutput:
     """Turns ``json_output`` into a grammar that constrains the answer to the schema.
 
-    One per client. On the event loop it checks the client's capabilities and rewrites the
-    schema into what the grammar library enforces (``_schema``, pure Python, about a
-    millisecond; kept for the 64 most recently used answers). Everything that touches xgrammar
-    (importing it, converting and compiling the grammar, cached per schema) happens on the
-    engine's thread, at the request's first step. The client works without xgrammar until JSON
-    is asked for.
+    One per client. On the event loop it checks the client's capabilities and prepares the
+    schema (``_schema``: about a millisecond, kept for the 64 most recently used answers).
+    Building the vocabulary view and the grammar (cached per schema) happens on the engine's
+    thread, at the request's first step. The client works without llguidance until JSON is
+    asked for.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, model_info: ModelInfo) -> None:
         self._tokenizer = tokenizer
         self._model_info = model_info
-        self._schemas: BoundedCache[object, str] = BoundedCache()
+        self._schemas: BoundedCache[object, PreparedSchema] = BoundedCache()
 
-    def schema_json(self, json_output: bool | type[BaseModel]) -> str:
-        """The enforceable schema a request asks for, as JSON (the key of the grammar cache).
+    def schema(self, json_output: bool | type[BaseModel]) -> PreparedSchema:
+        """The schema a request asks for, prepared for the grammar.
 
         Raises:
             CapabilityError: the client's ``model_info`` lacks ``json_output`` (for ``True``)
                 or ``structured_output`` (for a model class).
-            UnsupportedSchemaError: the model's schema uses features that cannot be enforced.
+            UnsupportedSchemaError: no grammar can guarantee a valid answer for the schema.
         """
         if json_output is True:
             if not self._model_info["json_output"]:
@@ -62,7 +81,8 @@ class JsonOutput:
             )
         cached = self._schemas.get(json_output)
         if cached is None:
-            cached = json.dumps(enforceable_schema(source))
+            require_grammar_library("JSON output")
+            cached = prepare_schema(source)
             self._schemas.put(json_output, cached)
         return cached
 
@@ -73,12 +93,15 @@ class JsonOutput:
         arguments: Mapping[str, Any],
         *,
         tools: Sequence[object] = (),
-    ) -> tuple[GenerationSettings, Grammar]:
+        budget: int | None = None,
+    ) -> tuple[GenerationSettings, Grammar, JsonCheck]:
         """A request's settings without stop strings (the grammar decides where the answer
-        ends), and the grammar that constrains it to the schema.
+        ends), the grammar that constrains it to the schema, and the schema its answer is
+        checked against. With a ``budget`` (the request's token limit) the answer closes in
+        time: it is complete JSON when it ends, unless the budget cannot hold even that.
 
         Raises:
-            CapabilityError: see ``schema_json``; also when xgrammar is not installed, and
+            CapabilityError: see ``schema``; also when llguidance is not installed, and
                 when ``tools`` may be called (the grammar would rule tool calls out).
             ValueError: beam search was asked for (the grammar follows one sequence).
         """
@@ -89,7 +112,8 @@ class JsonOutput:
             )
         if (arguments.get("num_beams") or 1) > 1:
             raise ValueError("JSON output follows one sequence: num_beams must be 1.")
-        schema_json = self.schema_json(json_output)
-        require_xgrammar("JSON output")
-        grammar = Grammar("json_schema", schema_json, self._tokenizer)
-        return settings.model_copy(update={"stop": []}), grammar
+        schema = self.schema(json_output)
+        grammar = Grammar(
+            "json_schema", json.dumps(schema.grammar_schema), self._tokenizer, budget=budget
+        )
+        return settings.model_copy(update={"stop": []}), grammar, JsonCheck(schema)

@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ._config import GenerationSettings
 from ._errors import CapabilityError
-from ._generation import Constraint
+from ._generation import AnswerCheck, Constraint
 
 
 class JsonOutput:
@@ -31,7 +31,8 @@ class JsonOutput:
         arguments: Mapping[str, Any],
         *,
         tools: Sequence[object] = (),
-    ) -> tuple[GenerationSettings, Constraint]:
+        budget: int | None = None,
+    ) -> tuple[GenerationSettings, Constraint, AnswerCheck]:
         """Raises ``CapabilityError``: this client has no JSON output."""
         raise CapabilityError(
             "This client was generated without JSON output (json_output=no): regenerate "

@@ -16,7 +16,7 @@ from autogen_core.tools import Tool, ToolSchema
 from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._errors import CapabilityError
-from ._generation import Constraint, GenerationOutput
+from ._generation import AnswerCheck, Constraint, GenerationOutput
 from ._prompt import ChatMessage, PromptRenderer
 from ._text import ResponseParser
 
@@ -73,9 +73,9 @@ class ToolCalling:
         prompt_ids: list[int],
         starts_in_thought: bool,
         max_new_tokens: int,
-    ) -> tuple[GenerationSettings, Constraint | None]:
-        """The settings, unchanged, and no grammar."""
-        return settings, None
+    ) -> tuple[GenerationSettings, Constraint | None, AnswerCheck | None]:
+        """The settings, unchanged, no grammar and no check."""
+        return settings, None, None
 
     def answer(
         self, request: ToolRequest, output: GenerationOutput, parser: ResponseParser

@@ -9,10 +9,9 @@ each call, between two calls, and how the name and the arguments are written
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ from autogen_core.models import (
 )
 from transformers import PreTrainedTokenizerBase
 
-from ._constrained import string_pattern
+from ._constrained import JSON_OPTIONS
 from ._text import THINK_CLOSE
 from ._tool_parsers import (
     GEMMA_QUOTE,
@@ -42,9 +41,6 @@ SyntaxName = Literal["hermes", "llama3", "mistral"]
 
 DEFAULT_SYNTAX: SyntaxName = "hermes"
 """The syntax taught to models whose template renders no tool calls (and the fallback's)."""
-
-MAX_ARGUMENT_WHITESPACE = 1
-"""Most whitespace characters between two tokens of forced arguments (as templates write)."""
 
 Render = Callable[[Sequence[LLMMessage], list[dict[str, Any]] | None, bool], str]
 """Renders messages (with tools, with the generation prompt or not) through the template."""
@@ -81,7 +77,6 @@ _PROBE_TOOLS = [
     for p in _PROBES
 ]
 _PROBE_RESULT = "Probe result text."
-_SHORTEST_SHARED_EXCLUDE = 6  # shorter shared pieces would keep ordinary words out of strings
 _TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
 _XML_VALUE_CLOSERS: Mapping[ArgumentSyntax, str] = {
     "qwen_xml": "\n</parameter>",
@@ -94,10 +89,12 @@ class Vocabulary:
     """The tokenizer's added tokens (chat and tool markers), which texts are split around."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        decoder = tokenizer.added_tokens_decoder.values()
-        self.added = frozenset(token.content for token in decoder if token.content)
+        decoder = tokenizer.added_tokens_decoder
+        self.ids = {token.content: index for index, token in decoder.items() if token.content}
+        """Each added token's id: grammars name them by id (they never match text there)."""
+        self.added = frozenset(self.ids)
         self.special = frozenset(
-            {*(token.content for token in decoder if token.special), *tokenizer.all_special_tokens}
+            {*(token.content for token in decoder.values() if token.special), *tokenizer.all_special_tokens}
         )
         longest_first = sorted(self.added, key=len, reverse=True)
         self._added = re.compile("|".join(map(re.escape, longest_first)) or r"(?!)")
@@ -395,63 +392,12 @@ def _with_json_body(call_format: CallFormat, text: str, found: _Found) -> CallFo
 # -- The grammar of a forced call --------------------------------------------------------------
 
 
-def excluded_texts(markers: Collection[str]) -> list[str]:
-    """Texts that keep ``markers`` out of strings: each marker contains one of them.
-
-    xgrammar's cost grows with the excluded texts' length, so markers that share a long enough
-    piece (``<tool_call>`` and ``</tool_call>`` share ``tool_call>``) are excluded through it.
-    """
-    excluded = sorted(set(markers))
-    while len(excluded) > 1:
-        shared, first, second = max(
-            ((_longest_common_piece(a, b), a, b) for a, b in itertools.combinations(excluded, 2)),
-            key=lambda found: len(found[0]),
-        )
-        if len(shared) < _SHORTEST_SHARED_EXCLUDE:
-            break
-        excluded = [text for text in excluded if text not in (first, second)] + [shared]
-    return sorted(text for text in excluded if not any(o != text and o in text for o in excluded))
-
-
-def _longest_common_piece(first: str, second: str) -> str:
-    best = ""
-    for start in range(len(first)):
-        for end in range(start + len(best) + 1, len(first) + 1):
-            if first[start:end] not in second:
-                break
-            best = first[start:end]
-    return best
-
-
-def enforced_arguments(schema: Any, syntax: ArgumentSyntax, markers: Collection[str]) -> Any:
-    """A tool's parameters schema as xgrammar enforces it in ``syntax`` with ``markers`` kept out
-    of strings.
-
-    xgrammar drops ``minLength``/``maxLength`` from strings it keeps markers out of, so such
-    strings become patterns of as many characters, none of which starts a marker (in the XML and
-    Gemma syntaxes, no ``<`` either: it starts their closing tags).
-    """
-    avoid = "".join(
-        sorted({marker[0] for marker in markers} | ({"<"} if syntax != "json" else set()))
-    )
-    if isinstance(schema, list):
-        return [enforced_arguments(item, syntax, markers) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if (
-        schema.get("type") == "string"
-        and {"minLength", "maxLength"} & set(schema)
-        and not {"pattern", "format", "enum", "const"} & set(schema)
-    ):
-        rest = {k: v for k, v in schema.items() if k not in ("minLength", "maxLength")}
-        pattern = string_pattern(
-            schema.get("minLength", 0),
-            schema.get("maxLength"),
-            avoid=avoid,
-            escapes=syntax == "json",
-        )
-        return {**rest, "pattern": pattern}
-    return {key: enforced_arguments(value, syntax, markers) for key, value in schema.items()}
+_XML_ARGUMENTS: Mapping[ArgumentSyntax, tuple[str, str, str]] = {
+    "qwen_xml": ("<parameter={key}>\n", "\n</parameter>", "\n"),
+    "glm_xml": ("<arg_key>{key}</arg_key>\n<arg_value>", "</arg_value>", "\n"),
+}
+"""How the XML syntaxes write one argument: its opening, the text that closes its value, and
+the text between two arguments."""
 
 
 def sorted_properties(schema: Any) -> Any:
@@ -470,66 +416,225 @@ def sorted_properties(schema: Any) -> Any:
     return schema
 
 
-def call_structural_tag(
+class _Lark:
+    """A Lark grammar (llguidance's dialect) being written: named rules, literal pieces."""
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self._vocabulary = vocabulary
+        self._token_ids = vocabulary.ids
+        self.rules: dict[str, str] = {}
+
+    def rule(self, hint: str, body: str) -> str:
+        name = f"{re.sub(r'[^a-z0-9_]', '_', hint.lower())[:24]}_{len(self.rules)}"
+        self.rules[name] = body
+        return name
+
+    def literal(self, text: str) -> str:
+        """``text`` as Lark: special tokens by id (they never match text), the id slot as nine
+        letters and digits, the rest as strings."""
+        pieces: list[str] = []
+        for unit in re.split(f"({re.escape(ID_SLOT)})", text):
+            if unit == ID_SLOT:
+                pieces.append("/[A-Za-z0-9]{9}/")
+                continue
+            run = ""
+            for piece in self._vocabulary.units(unit):
+                if piece in self._token_ids:
+                    if run:
+                        pieces.append(json.dumps(run, ensure_ascii=False))
+                        run = ""
+                    pieces.append(f"<[{self._token_ids[piece]}]>")
+                else:
+                    run += piece
+            if run:
+                pieces.append(json.dumps(run, ensure_ascii=False))
+        return " ".join(pieces) or '""'
+
+    def text(self, hint: str, closer: str) -> str:
+        """Any text, then ``closer``: a lexeme that ends at the first ``closer`` (lexemes are
+        greedy), or text then the added token that starts ``closer`` (text never holds one)."""
+        units = self._vocabulary.units(closer)
+        split = next((i for i, unit in enumerate(units) if unit in self._token_ids), len(units))
+        if split == 0:
+            return f"{self.text_lexeme()} {self.literal(closer)}"
+        head, rest = "".join(units[:split]), "".join(units[split:])
+        escaped = re.escape(head).replace("\\\n", "\\n").replace("/", "\\/")
+        name = f"{re.sub(r'[^A-Z0-9_]', '_', hint.upper())[:24]}_{len(self.rules)}"
+        self.rules[name] = f"/(?s:.*){escaped}/ & ~/(?s:.*{escaped}.+)/"
+        return f"{name} {self.literal(rest)}" if rest else name
+
+    def text_lexeme(self) -> str:
+        if "TEXT" not in self.rules:
+            self.rules["TEXT"] = "/(?s:.*)/"
+        return "TEXT"
+
+    def json(self, schema: Any) -> str:
+        """A JSON value valid against ``schema``, written as ``json.dumps`` does."""
+        embedded = {**schema, "x-guidance": JSON_OPTIONS} if isinstance(schema, dict) else schema
+        return "%json " + json.dumps(embedded, ensure_ascii=False)
+
+    def sequence(self, hint: str, items: Sequence[tuple[str, bool]], separator: str) -> str:
+        """``items`` (each Lark, and whether it is required) in order, ``separator`` between
+        the present ones."""
+        after = '""'
+        first = '""'
+        for item, required in reversed(items):
+            with_separator = f"{self.literal(separator)} {item} {after}" if separator else f"{item} {after}"
+            after_rule = self.rule(hint, with_separator if required else f"{with_separator} | {after}")
+            first_rule = self.rule(hint, f"{item} {after}" if required else f"{item} {after} | {first}")
+            after, first = after_rule, first_rule
+        return first
+
+    def write(self, start: str) -> str:
+        """The grammar, adjacent strings joined: llguidance's lexer is greedy, so a string
+        that is a prefix of another possible one (``"\\n"`` before ``"\\n</function>"``) must
+        not stand alone."""
+        lines = [f"start: {_joined(start)}"]
+        lines += [f"{name}: {_joined(body)}" for name, body in self.rules.items()]
+        return "\n".join(lines)
+
+
+_ADJACENT_STRINGS = re.compile(r'("(?:[^"\\]|\\.)*")\s+("(?:[^"\\]|\\.)*")')
+
+
+def _joined(body: str) -> str:
+    """``body`` with each run of adjacent Lark strings written as one string."""
+    while True:
+        joined = _ADJACENT_STRINGS.sub(
+            lambda m: json.dumps(json.loads(m[1]) + json.loads(m[2]), ensure_ascii=False), body
+        )
+        if joined == body:
+            return body
+        body = joined
+
+
+def _xml_arguments(lark: _Lark, syntax: ArgumentSyntax, schema: Mapping[str, Any]) -> str:
+    """Arguments in an XML syntax: each property in the schema's order, strings bare (any
+    text up to the value's closing tag), other values as JSON."""
+    opening, closing, separator = _XML_ARGUMENTS[syntax]
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    items = []
+    for key, value in properties.items():
+        if _is_string(value):
+            written = lark.text("value", closing)
+        else:
+            written = f"{lark.json(value)} {lark.literal(closing)}"
+        items.append((f"{lark.literal(opening.format(key=key))} {written}", key in required))
+    return lark.sequence("arguments", items, separator)
+
+
+def _is_string(schema: Any) -> bool:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return kind == "string" or kind == ["string"]
+
+
+def _gemma_value(lark: _Lark, schema: Any, depth: int = 0) -> str:
+    """A value in Gemma 4's syntax: ``<|"|>``-quoted strings, bare keys in sorted order,
+    JSON numbers and booleans. Keywords beyond types, properties and items are checked on the
+    answer, not enforced."""
+    quote = lark.literal(GEMMA_QUOTE)
+    if not isinstance(schema, dict) or depth > 8:
+        return lark.rule("any", _gemma_any(lark))
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return lark.rule("enum", " | ".join(_gemma_constant(lark, value) for value in values))
+    choices = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(choices, list) and choices:
+        return lark.rule("choice", " | ".join(_gemma_value(lark, c, depth + 1) for c in choices))
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
+    if len(kinds) != 1:
+        return lark.rule("any", _gemma_any(lark))
+    kind = kinds[0]
+    if kind == "string":
+        return f"{quote} {lark.text_lexeme()} {quote}"
+    if kind in ("integer", "number", "boolean", "null"):
+        return {
+            "integer": "/-?(0|[1-9][0-9]*)/",
+            "number": "/-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?/",
+            "boolean": '"true" | "false"',
+            "null": '"None"',
+        }[kind]
+    if kind == "array":
+        item = _gemma_value(lark, schema.get("items", {}), depth + 1)
+        return lark.rule("array", f'"[" ({item} ("," {item})*)? "]"')
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    items = [
+        (f'"{key}:" {_gemma_value(lark, value, depth + 1)}', key in required)
+        for key, value in sorted(properties.items())
+    ]
+    members = lark.sequence("members", items, ",")
+    return lark.rule("object", '"{" ' + members + ' "}"')
+
+
+def _gemma_constant(lark: _Lark, value: Any) -> str:
+    if isinstance(value, str):
+        quote = lark.literal(GEMMA_QUOTE)
+        return f"{quote} {lark.literal(value)} {quote}"
+    if isinstance(value, bool):
+        return '"true"' if value else '"false"'
+    if value is None:
+        return '"None"'
+    return json.dumps(json.dumps(value))
+
+
+def _gemma_any(lark: _Lark) -> str:
+    if "gemma_any" not in lark.rules:
+        quote = lark.literal(GEMMA_QUOTE)
+        lark.rules["gemma_any"] = (
+            f'{quote} {lark.text_lexeme()} {quote} | /-?(0|[1-9][0-9]*)(\\.[0-9]+)?/ | "true" '
+            '| "false" | "None" | "[" (gemma_any ("," gemma_any)*)? "]" '
+            '| "{" (/[A-Za-z_][A-Za-z0-9_]*/ ":" gemma_any ("," /[A-Za-z_][A-Za-z0-9_]*/ ":" '
+            'gemma_any)*)? "}"'
+        )
+    return "gemma_any"
+
+
+def call_grammar(
     call_format: CallFormat,
     tools: Sequence[Mapping[str, Any]],
     vocabulary: Vocabulary,
     *,
-    markers: Collection[str],
     starts_in_thought: bool,
-) -> dict[str, Any]:
-    """An xgrammar structural tag for exactly one call to one of ``tools`` (chat-template tool
-    dicts), written in ``call_format``; argument strings never contain ``markers``.
+) -> str:
+    """A Lark grammar (llguidance) for exactly one call to one of ``tools`` (chat-template tool
+    dicts, their parameters prepared by ``_schema``), written in ``call_format``; the added
+    tokens among its texts (markers) are named by id.
 
     When the prompt leaves the model inside ``<think>``, the reasoning is finished first.
     """
-
-    def literal(text: str) -> list[dict[str, Any]]:
-        elements: list[dict[str, Any]] = []
-        for unit in re.split(f"({re.escape(ID_SLOT)})", text):
-            for piece in vocabulary.units(unit) if unit != ID_SLOT else [unit]:
-                if piece == ID_SLOT:
-                    elements.append({"type": "regex", "pattern": "[A-Za-z0-9]{9}"})
-                elif piece in vocabulary.added:
-                    elements.append({"type": "token", "token": piece})
-                elif elements and elements[-1]["type"] == "const_string":
-                    elements[-1]["value"] += piece
-                else:
-                    elements.append({"type": "const_string", "value": piece})
-        return elements
-
-    excludes = excluded_texts(markers)
+    lark = _Lark(vocabulary)
     calls = []
     for tool in tools:
         function = tool["function"]
         schema = function.get("parameters") or {"type": "object", "properties": {}}
+        if call_format.sorted_keys:
+            schema = sorted_properties(schema)
         name = function["name"]
         written_name = json.dumps(name, ensure_ascii=False)[1:-1] if call_format.json_keys else name
-        schema = enforced_arguments(schema, call_format.arguments, markers)
-        arguments = {
-            "type": "json_schema",
-            "json_schema": sorted_properties(schema) if call_format.sorted_keys else schema,
-            "style": call_format.arguments,
-            "max_whitespace_cnt": MAX_ARGUMENT_WHITESPACE,
-            "excludes": excludes,
-        }
-        parts = [literal(written_name), literal(call_format.between), [arguments]]
+        if call_format.arguments == "json":
+            arguments = lark.json(schema)
+        elif call_format.arguments == "gemma":
+            arguments = _gemma_value(lark, schema)
+        else:
+            arguments = _xml_arguments(lark, call_format.arguments, schema)
+        parts = [lark.literal(written_name), lark.literal(call_format.between), arguments]
         if not call_format.name_first:
             parts.reverse()
-        elements = literal(call_format.call_open) + [e for part in parts for e in part]
-        calls.append({"type": "sequence", "elements": elements + literal(call_format.call_close)})
-    sequence = literal(call_format.calls_open)
-    sequence.append(calls[0] if len(calls) == 1 else {"type": "or", "elements": calls})
-    sequence += literal(call_format.calls_close)
+        body = " ".join([lark.literal(call_format.call_open), *parts, lark.literal(call_format.call_close)])
+        calls.append(lark.rule("call", body))
+    start = " ".join(
+        [
+            lark.literal(call_format.calls_open),
+            lark.rule("calls", " | ".join(calls)),
+            lark.literal(call_format.calls_close),
+        ]
+    )
     if starts_in_thought:
-        thinking = {
-            "type": "tag",
-            "begin": "",
-            "content": {"type": "any_text", "excludes": [THINK_CLOSE]},
-            "end": THINK_CLOSE,
-        }
-        sequence[:0] = [thinking, {"type": "const_string", "value": "\n\n"}]
-    return {"type": "structural_tag", "format": {"type": "sequence", "elements": sequence}}
+        start = f"{lark.text('thought', THINK_CLOSE)} {lark.literal(chr(10) * 2)} {start}"
+    return lark.write(start)
 
 
 def closers(call_format: CallFormat, *, starts_in_thought: bool) -> tuple[str, ...]:

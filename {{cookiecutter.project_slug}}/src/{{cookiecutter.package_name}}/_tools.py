@@ -6,7 +6,7 @@ import json
 import secrets
 import string
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -15,16 +15,17 @@ from autogen_core.tools import Tool, ToolSchema
 
 from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
-from ._constrained import Grammar, require_xgrammar
+from ._constrained import Grammar, require_grammar_library
 from ._generation import GenerationOutput
 from ._prompt import ChatMessage, PromptRenderer, to_chat_tools
+from ._schema import PreparedSchema, prepare_schema
 from ._text import THINK_CLOSE, ResponseParser, single_token_id
 from ._tool_format import (
     DEFAULT_SYNTAX,
     WRITERS,
     ToolTemplate,
     Vocabulary,
-    call_structural_tag,
+    call_grammar,
     closers,
     learn_tool_template,
     written_format,
@@ -93,6 +94,31 @@ class ToolRequest:
     """Special tokens among the markers: decoded as text (not dropped), so they are seen."""
     prompt_ids: list[int] = field(default_factory=list)
     starts_in_thought: bool = False
+    schemas: dict[str, PreparedSchema] = field(default_factory=dict)
+    """The forced tools' parameter schemas, prepared; forced arguments are checked on them."""
+
+
+class CallCheck:
+    """A forced answer checked against the called tool's parameters (an ``AnswerCheck``)."""
+
+    def __init__(self, schemas: Mapping[str, PreparedSchema]) -> None:
+        self._schemas = schemas
+
+    @property
+    def exact(self) -> bool:
+        return all(schema.exact for schema in self._schemas.values())
+
+    def errors(self, content: Any) -> list[str]:
+        if not isinstance(content, list) or not content:
+            return ["the answer is no tool call"]
+        found: list[str] = []
+        for call in content:
+            schema = self._schemas.get(call.name)
+            if schema is None:
+                found.append(f"{call.name!r} is not a tool that could be called")
+                continue
+            found += [f"{call.name}: {error}" for error in schema.errors(json.loads(call.arguments))]
+        return found
 
 
 class ToolCalling:
@@ -201,7 +227,8 @@ class ToolCalling:
         Raises:
             ValueError: ``tool_choice`` names a tool that is not in ``tools``, or ``required``
                 comes without tools.
-            CapabilityError: a call is forced but xgrammar is not installed.
+            CapabilityError: a call is forced but llguidance is not installed.
+            UnsupportedSchemaError: a forced tool's parameters are no usable JSON schema.
         """
         if tool_choice == "none" or (tool_choice == "auto" and not tools):
             return ToolRequest(tools=None)
@@ -222,10 +249,21 @@ class ToolCalling:
                     f"tool_choice is the tool {tool_choice.name!r}, which is not among the "
                     f"tools given ({names})."
                 )
-        require_xgrammar("Forcing a tool call (tool_choice 'required' or a Tool)")
+        require_grammar_library("Forcing a tool call (tool_choice 'required' or a Tool)")
+        schemas = {
+            tool["function"]["name"]: prepare_schema(
+                tool["function"].get("parameters") or {"type": "object", "properties": {}}
+            )
+            for tool in forced
+        }
+        forced = [
+            {**tool, "function": {**tool["function"], "parameters": schemas[tool["function"]["name"]].grammar_schema}}
+            for tool in forced
+        ]
         return ToolRequest(
             tools=definitions,
             forced=forced,
+            schemas=schemas,
             hold_from=("",),  # a forced answer is all call: nothing of it is streamed
             marker_token_ids=self._marker_token_ids,
         )
@@ -238,28 +276,24 @@ class ToolCalling:
         prompt_ids: list[int],
         starts_in_thought: bool,
         max_new_tokens: int,
-    ) -> tuple[GenerationSettings, Grammar | None]:
+    ) -> tuple[GenerationSettings, Grammar | None, CallCheck | None]:
         """Note the prompt; return the request's settings and, when a call is forced, the
-        grammar that forces it (stop strings are then dropped: the grammar ends the answer)."""
+        grammar that forces it (stop strings are then dropped: the grammar ends the answer)
+        and the check of its arguments."""
         request.prompt_ids, request.starts_in_thought = prompt_ids, starts_in_thought
         if not request.forced:
-            return settings, None
-        tag = call_structural_tag(
-            self.format,
-            request.forced,
-            self._vocabulary,
-            markers=self.markers,
-            starts_in_thought=starts_in_thought,
+            return settings, None, None
+        lark = call_grammar(
+            self.format, request.forced, self._vocabulary, starts_in_thought=starts_in_thought
         )
         grammar = Grammar(
-            "structural_tag",
-            json.dumps(tag, ensure_ascii=False),
+            "lark",
+            lark,
             self._tokenizer,
-            kept=tuple(m for m in self.markers if m in self._vocabulary.special),
             budget=max_new_tokens,
             closers=closers(self.format, starts_in_thought=starts_in_thought),
         )
-        return settings.model_copy(update={"stop": []}), grammar
+        return settings.model_copy(update={"stop": []}), grammar, CallCheck(request.schemas)
 
     # -- After generation --------------------------------------------------------------------
 
