@@ -106,6 +106,7 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/test_json_output.py",
         "tests/schema_models.py",
         "benchmarks/bench_json.py",
+        "benchmarks/bench_schemas.py",
     ],
     "structured_output": ["tests/test_structured_output.py"],
 }

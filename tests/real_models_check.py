@@ -6,9 +6,10 @@ built by ``shared/real-models/build.py``::
 
     python real_models_check.py MODEL_DIR [MODEL_DIR ...]
 
-For each model it reports the call format the client learnt from the template, whether a
-forced call that the client writes is also accepted by xgrammar's own grammar for that model
-family (where xgrammar has one), and a few answers read back through ``create``.
+For each model it reports the call format the client learnt from the template, a forced call
+that the client writes next to what the model's own chat template writes for the same call
+(the forced call must be in the model's own syntax), and a few answers read back through
+``create``.
 """
 
 from __future__ import annotations
@@ -20,17 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import xgrammar as xgr
 from autogen_core.models import AssistantMessage, SystemMessage, UserMessage
 from autogen_core.tools import FunctionTool
 from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
 from autogen_huggingface_client._prompt import to_chat_tools
 from scripting import scripted_args
 from transformers import AutoTokenizer
-from xgrammar.builtin_structural_tag import get_model_structural_tag
-
-XGRAMMAR_FAMILIES = {"qwen3": "qwen_3", "llama": "llama", "gemma": "gemma_4"}
-"""xgrammar's builtin structural tags for the models' families (Mistral v0.3 has none)."""
 
 ASK = UserMessage(content="What is the weather in Paris?", source="user")
 
@@ -43,13 +39,9 @@ def get_weather(city: str) -> str:
 WEATHER = FunctionTool(get_weather, description="The weather in a city.")
 
 
-def _family(model: Path) -> str | None:
-    return next((key for prefix, key in XGRAMMAR_FAMILIES.items() if prefix in model.name), None)
-
-
-async def _forced_text(client: Client, tokenizer: Any) -> tuple[str, bool]:
-    """The text of a forced call (with its special tokens, without the end token), and whether
-    the client read it as one call."""
+async def _forced_text(client: Client, tokenizer: Any) -> tuple[str, list[Any]]:
+    """The text of a forced call (with its special tokens, without the end token), and the
+    calls the client read from it."""
     seen: list[int] = []
     original = client._tool_calling._decode_raw
 
@@ -67,23 +59,29 @@ async def _forced_text(client: Client, tokenizer: Any) -> tuple[str, bool]:
     client._tool_calling._decode_raw = original  # type: ignore[method-assign]
     ended = seen[:-1] if result.finish_reason != "length" and seen else seen
     text = tokenizer.decode(ended, skip_special_tokens=False)
-    return text, isinstance(result.content, list) and len(result.content) == 1
+    calls = result.content if isinstance(result.content, list) else []
+    return text, calls
 
 
-def _accepted_by_xgrammar(family: str, tokenizer: Any, text: str, closing: str) -> bool:
-    """Whether xgrammar's builtin grammar for ``family`` accepts ``text`` as a required call.
-
-    The builtin grammars stop at the call's end: a closing text after it (Gemma 4's
-    ``<|tool_response>``, which engines treat as a stop sequence) is left out.
-    """
-    tag = get_model_structural_tag(
-        family, tools=to_chat_tools([WEATHER]), tool_choice="required", reasoning="disabled"
-    )
-    info = xgr.TokenizerInfo.from_huggingface(tokenizer, stop_token_ids=[tokenizer.eos_token_id])
-    compiled = xgr.GrammarCompiler(info).compile_structural_tag(tag)
-    matcher = xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
-    call = text.removesuffix(closing) if closing else text
-    return bool(matcher.accept_string(call)) and matcher.is_completed()
+def _template_writes(tokenizer: Any, calls: list[Any]) -> str:
+    """What the model's own chat template writes for an assistant turn with ``calls``."""
+    tools = to_chat_tools([WEATHER])
+    user = {"role": "user", "content": ASK.content}
+    turn = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "abcDEF123",
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.loads(call.arguments)},
+            }
+            for call in calls
+        ],
+    }
+    prompt = tokenizer.apply_chat_template([user], tools=tools, tokenize=False)
+    full = tokenizer.apply_chat_template([user, turn], tools=tools, tokenize=False)
+    return str(full)[len(str(prompt)) :]
 
 
 async def _read(client: Client, tokenizer: Any, answer: str) -> dict[str, Any]:
@@ -113,12 +111,9 @@ async def _check(model: Path) -> dict[str, Any]:
         "hold_from": list(tool_calling.hold_from),
     }
     try:
-        text, read = await _forced_text(client, tokenizer)
-        checks["forced_text"], checks["forced_read"] = text, read
-        family = _family(model)
-        if family is not None:
-            closing = tool_calling.format.calls_close
-            checks["xgrammar_accepts"] = _accepted_by_xgrammar(family, tokenizer, text, closing)
+        text, calls = await _forced_text(client, tokenizer)
+        checks["forced_text"], checks["forced_read"] = text, len(calls) == 1
+        checks["template_writes"] = _template_writes(tokenizer, calls) if calls else ""
         if "llama" in model.name:  # the tag some Llama 3 models put before custom calls
             tagged = '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo"}}'
             checks["python_tag"] = await _read(client, tokenizer, tagged)

@@ -40,7 +40,7 @@ def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_cal
     extras = pyproject["project"]["optional-dependencies"]
     assert ("constrained" in extras) is function_calling
     if function_calling:
-        assert any(dependency.startswith("xgrammar") for dependency in extras["constrained"])
+        assert any(dependency.startswith("llguidance") for dependency in extras["constrained"])
         assert "autogen-huggingface-client[constrained]" in extras["test"]
 
 

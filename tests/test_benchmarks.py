@@ -81,7 +81,7 @@ def test_tools_benchmark_forces_calls_and_reads_native_ones(baked: Path, tiny_mo
     assert "forced calls valid, required" in printed
     assert "target" in printed
     (result,) = results
-    assert (result["required_valid"], result["named_valid"]) == (1, 1)
+    assert (result["required_valid"], result["named_valid"], result["mcp_valid"]) == (1, 1, 1)
     assert (result["read_one"], result["read_two"]) == ("PASS", "PASS")
     assert result["arguments"] == "json"
     assert result["compile_cached_ms"] < result["compile_first_ms"]

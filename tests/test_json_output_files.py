@@ -41,7 +41,7 @@ def test_files_extras_and_readme_follow_the_answers(
     assert ("constrained" in extras) == json_output
     assert ("autogen-huggingface-client[constrained]" in extras["test"]) == json_output
     if json_output:
-        assert any(requirement.startswith("xgrammar") for requirement in extras["constrained"])
+        assert any(requirement.startswith("llguidance") for requirement in extras["constrained"])
 
     assert is_stand_in(project / PACKAGE / "_json_output.py") == (not json_output)
     assert not (project / PACKAGE / "_no_json_output.py").exists()

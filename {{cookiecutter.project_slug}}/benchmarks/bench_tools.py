@@ -29,10 +29,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from autogen_core.models import UserMessage
-from autogen_core.tools import FunctionTool
+from autogen_core.tools import FunctionTool, ToolSchema
 from transformers import AutoConfig, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -68,6 +68,34 @@ def local_time(zone: Annotated[Literal["UTC", "CET", "JST"], "time zone"]) -> st
 WEATHER = FunctionTool(get_weather, description="The weather in a city.")
 TIME = FunctionTool(local_time, description="The local time in a time zone.")
 TOOLS = [WEATHER, TIME]
+MCP_FETCH = cast(
+    ToolSchema,
+    {
+        "name": "fetch",
+        "description": "Fetches a URL (a tool as MCP servers describe them).",
+        "parameters": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "format": "uri", "description": "URL to fetch"},
+                "max_length": {
+                    "type": ["integer", "null"],
+                    "default": 5000,
+                    "exclusiveMinimum": 0,
+                    "exclusiveMaximum": 1000000,
+                },
+                "headers": {"$ref": "#/$defs/headers"},
+                "raw": {"type": "boolean", "default": False, "examples": [True]},
+            },
+            "required": ["url"],
+            "$defs": {"headers": {"type": "object", "additionalProperties": {"type": "string"}}},
+        },
+    },
+)
+"""An MCP-style tool: ``$schema``, ``additionalProperties: false``, a format, defaults,
+examples, a nullable type and ``$defs``."""
+SAMPLING = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
 
 _MASK_SECONDS: list[float] = []
 _mask = GrammarState.mask
@@ -90,32 +118,48 @@ GrammarState.mask = _timed_mask  # type: ignore[method-assign]
 GrammarState.accept = _timed_accept  # type: ignore[method-assign]
 
 
-def _valid(result: Any, allowed: list[FunctionTool]) -> bool:
-    """Exactly one call, to an allowed tool, with arguments that validate against its schema."""
+def _schema(tool: FunctionTool | ToolSchema) -> dict[str, Any]:
+    schema = tool.schema if isinstance(tool, FunctionTool) else tool
+    return dict(schema.get("parameters") or {})
+
+
+def _valid(result: Any, allowed: list[FunctionTool | ToolSchema]) -> bool:
+    """Exactly one call, to an allowed tool, with arguments that validate against its schema
+    (``jsonschema``, formats checked)."""
+    import jsonschema
+
     if result.finish_reason != "function_calls" or len(result.content) != 1:
         return False
     (call,) = result.content
-    tool = next((tool for tool in allowed if tool.name == call.name), None)
-    if tool is None:
+    schemas = {_schema_name(tool): _schema(tool) for tool in allowed}
+    if call.name not in schemas:
         return False
-    try:
-        tool.args_type().model_validate_json(call.arguments, strict=True)
-    except ValueError:
-        return False
-    return True
+    schema = schemas[call.name]
+    validator = jsonschema.validators.validator_for(schema)
+    checker = validator(schema, format_checker=validator.FORMAT_CHECKER)
+    return bool(checker.is_valid(json.loads(call.arguments)))
+
+
+def _schema_name(tool: FunctionTool | ToolSchema) -> str:
+    return tool.name if isinstance(tool, FunctionTool) else tool["name"]
 
 
 async def _forced(client: Client, seeds: int) -> dict[str, Any]:
     """Valid calls over ``seeds`` sampled requests, for ``required`` and for a named tool."""
     numbers: dict[str, Any] = {}
-    for label, choice, allowed in (("required", "required", TOOLS), ("named", WEATHER, [WEATHER])):
+    kinds: list[tuple[str, Any, list[FunctionTool | ToolSchema]]] = [
+        ("required", "required", [*TOOLS]),
+        ("named", WEATHER, [WEATHER]),
+        ("mcp", "required", [MCP_FETCH]),
+    ]
+    for label, choice, allowed in kinds:
         valid, tokens, reasons = 0, [], []
         for seed in range(seeds):
             result = await client.create(
                 [TASK],
-                tools=TOOLS,
-                tool_choice=choice,  # type: ignore[arg-type]
-                extra_create_args={"seed": seed, "do_sample": True},
+                tools=allowed,
+                tool_choice=choice,
+                extra_create_args={"seed": seed, **SAMPLING},
             )
             valid += _valid(result, allowed)
             tokens.append(result.usage.completion_tokens)
@@ -123,6 +167,7 @@ async def _forced(client: Client, seeds: int) -> dict[str, Any]:
         numbers[f"{label}_valid"] = valid
         numbers[f"{label}_tokens_median"] = statistics.median(tokens)
         numbers[f"{label}_finish_reasons"] = sorted(set(reasons))
+        numbers[f"{label}_length"] = reasons.count("length")
     return numbers
 
 
@@ -150,7 +195,7 @@ def _compile_times(client: Client, vocab_size: int) -> dict[str, float]:
     """Milliseconds to compile the forced-call grammar on fresh caches, then cached."""
     tool_calling = client._tool_calling
     request = tool_calling.request(TOOLS, "required")
-    _, grammar = tool_calling.prepare(
+    _, grammar, _check = tool_calling.prepare(
         request, GenerationSettings(), prompt_ids=[], starts_in_thought=False, max_new_tokens=512
     )
     assert grammar is not None
@@ -196,6 +241,14 @@ def _targets(numbers: dict[str, Any], seeds: int) -> list[Target]:
     return [
         Target("forced calls valid, required", numbers["required_valid"], ">=", seeds, " calls"),
         Target("forced calls valid, named tool", numbers["named_valid"], ">=", seeds, " calls"),
+        Target("forced calls valid, MCP-style tool", numbers["mcp_valid"], ">=", seeds, " calls"),
+        Target(
+            "forced calls cut off by the token limit",
+            sum(numbers[f"{kind}_length"] for kind in ("required", "named", "mcp")),
+            "<=",
+            0,
+            " calls",
+        ),
         Target(
             "native calls read back (one, two)",
             applicable.count("PASS"),

@@ -180,4 +180,5 @@ UNSUPPORTED: dict[str, tuple[type[BaseModel], str]] = {
     "not": (Negation, "$.properties.value: 'not' is not enforced"),
     "unreachable precision": (TooPrecise, "$.properties.tiny: no number with at most 6 decimals"),
 }
-"""Models with a feature xgrammar 0.2.8 does not enforce, and what the error must say."""
+"""Models with a feature the grammar only approximates (the answer is checked instead), and
+what the old whitelist said of it."""

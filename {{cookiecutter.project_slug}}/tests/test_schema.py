@@ -185,3 +185,32 @@ def test_pydantic_models_keep_their_property_order() -> None:
 
     prepared = prepare_schema(Ordered.model_json_schema())
     assert list(prepared.grammar_schema["properties"]) == ["zebra", "apple"]
+
+
+def test_an_answer_a_server_cut_off_is_completed_by_the_grammar(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    """A server cannot close a grammar in time: it gets a budget a few tokens short, and what
+    it cut off is finished here, the grammar's shortest way."""
+    eos = tokenizer.eos_token_id
+    assert isinstance(eos, int)
+    schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "tags": {"type": "array"}},
+        "required": ["text", "tags"],
+        "additionalProperties": False,
+    }
+    grammar = Grammar("json_schema", json.dumps(schema), tokenizer, budget=64)
+    assert grammar.server_reserve() == 16
+    cut = tokenizer.encode('{"text": "hello wor', add_special_tokens=False)
+    ending = grammar.completion(cut, [eos], 16)
+    assert ending is not None
+    assert len(ending) <= 16
+    assert ending[-1] == eos
+    value = json.loads(tokenizer.decode(cut + ending[:-1]))
+    assert value["text"].startswith("hello wor")
+    assert value["tags"] == []
+    assert grammar.completion(cut, [eos], 2) is None  # no way to finish fits
+    stray = tokenizer.encode('{"other', add_special_tokens=False)
+    assert grammar.completion(stray, [eos], 16) is None  # not this grammar's answer
+    assert Grammar("json_schema", json.dumps(schema), tokenizer).server_reserve() == 0

@@ -26,7 +26,7 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -56,6 +56,10 @@ keywords it cannot enforce (the answer is checked against them afterwards, see `
 
 ENDING_MARGIN = 8
 """Tokens of slack when a budgeted grammar decides it must start closing (see ``Grammar``)."""
+
+SERVER_RESERVE = 32
+"""Most tokens of a budgeted grammar's budget that a server is not given: its answer, if cut
+off there, is completed in this process (``Grammar.completion``)."""
 
 _LONGEST_ENDING = 256
 _RECHECK_EVERY = 16  # tokens between two looks at the way to finish, far from the limit
@@ -161,6 +165,28 @@ class Grammar:
         if self.kind == "json_schema":
             return {"json": json.loads(self.text)}
         return {"grammar": self.text}
+
+
+    def server_reserve(self) -> int:
+        """Tokens of the budget a server is not given, to complete its answer here (a server
+        cannot plan the ending: see ``completion``)."""
+        return 0 if self.budget is None else min(SERVER_RESERVE, self.budget // 4)
+
+    def completion(
+        self, token_ids: Sequence[int], stop_token_ids: Collection[int], left: int
+    ) -> list[int] | None:
+        """Tokens (a stop token last, at most ``left``) that complete an answer a server cut
+        off after ``token_ids``: the shortest way to finish that the local engine would take.
+        None when the answer does not follow the grammar or no ending fits. Blocking (the
+        vocabulary view may need building): run it off the event loop."""
+        state = self.start(max(len(self.tokenizer), max(token_ids, default=0) + 1), stop_token_ids)
+        try:
+            for token in token_ids:
+                state.accept(token)
+        except RuntimeError:
+            return None
+        ending = state.ending(left)
+        return ending if ending is not None and len(ending) <= left else None
 
 
 class Compilers:
@@ -330,28 +356,28 @@ class GrammarState:
 
     def _plan_ending(self, left: int) -> None:
         """Follow the shortest way to finish found, when the tokens left barely hold it."""
-        ending = self._shortest_ending()
-        if ending is None:
-            self._check_below = left - 1  # nothing found now: look again at the next step
+        ending = self.ending(left)
+        if ending is None:  # nothing that fits found now: look again at the next step
+            self._check_below = left - 1
             return
         if len(ending) <= left <= len(ending) + ENDING_MARGIN:
             self._ending = ending
         else:  # not yet (or never: then the answer runs to the limit)
             self._check_below = len(ending) + ENDING_MARGIN + _RECHECK_EVERY
 
-    def _shortest_ending(self) -> list[int] | None:
+    def ending(self, left: int) -> list[int] | None:
         """Tokens that complete the grammar from here, ending with a stop token.
 
         A greedy walk on a copy of the matcher: a stop token as soon as the grammar allows one,
         the text the grammar forces, else the first closer (tried in order) that makes progress:
         inside free text (a string, reasoning) only one that leaves it counts. When none fits (a
         pattern, an enum), the first token the grammar allows. None when the walk finds no end
-        within 256 tokens.
+        within ``left`` tokens (256 at most): no ending longer than the tokens left is of use.
         """
         walk = self._matcher.deep_copy()
         probe = self._probe
         ending: list[int] = []
-        while len(ending) < _LONGEST_ENDING:
+        while len(ending) < min(left, _LONGEST_ENDING):
             if walk.is_accepting():
                 return [*ending, self._stops[0]]
             forced = walk.compute_ff_tokens()

@@ -93,7 +93,7 @@ async def _if_generated(
         return
     try:
         await show(client)
-    except CapabilityError as error:  # such as xgrammar not installed
+    except CapabilityError as error:  # such as llguidance not installed
         print(f"   not shown: {error}")
 
 

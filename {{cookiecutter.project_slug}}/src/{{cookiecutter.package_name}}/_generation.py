@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,6 +83,15 @@ class Constraint(Protocol):
 
     def structured_outputs(self) -> dict[str, Any]:
         """The grammar as a vLLM server takes it (its ``structured_outputs`` request field)."""
+
+    def server_reserve(self) -> int:
+        """Tokens of the budget a server is not given: kept to complete its answer here."""
+
+    def completion(
+        self, token_ids: Sequence[int], stop_token_ids: Collection[int], left: int
+    ) -> list[int] | None:
+        """Tokens (a stop token last, at most ``left``) that complete an answer cut off after
+        ``token_ids``, as the grammar's shortest way to finish; None when none fits."""
 
 
 @dataclass

@@ -5,7 +5,9 @@ tool calls and reasoning, and applies stop strings, exactly as with the local en
 server only turns token ids into token ids. vLLM's ``/v1/completions`` takes the prompt as a
 list of token ids and, with ``return_token_ids``, streams back the ids it generated, so answers,
 calls, finish reasons and usage are the same as with the local engine. Grammars (forced tool
-calls, JSON output) travel as vLLM ``structured_outputs``.
+calls, JSON output) travel as vLLM ``structured_outputs``; a server cannot close a grammar in
+time, so it gets a budget a few tokens short, and an answer it cuts off is completed here by
+the grammar's shortest way to finish, as the local engine would.
 
 Written with ``httpx`` rather than an OpenAI SDK: the token-id prompt, ``return_token_ids`` and
 ``structured_outputs`` are vLLM's own fields. One HTTP client per event loop keeps connections
@@ -147,7 +149,7 @@ class RemoteEngine:
         body: dict[str, Any] = {
             "model": self._model,
             "prompt": request.input_ids,
-            "max_tokens": request.max_new_tokens,
+            "max_tokens": request.max_new_tokens - _reserve(request),
             "stream": True,
             "stream_options": {"include_usage": True},
             "return_token_ids": True,
@@ -196,6 +198,14 @@ class RemoteEngine:
             if not generation.cancelled:
                 raise
             return GenerationOutput(tokens, ended_with_eos=False, cancelled=True)
+        if request.constraint is not None and _reserve(request):
+            left = request.max_new_tokens - len(tokens)
+            ending = await asyncio.to_thread(request.constraint.completion, tokens, eos, left)
+            if ending:  # the server was cut off early: the grammar's way to finish, taken here
+                tokens += ending
+                if on_tokens is not None:
+                    on_tokens(ending)
+                return GenerationOutput(tokens, ending[-1] in eos, cancelled=False)
         return GenerationOutput(tokens, ended_with_eos=False, cancelled=False)
 
     def _client(self) -> httpx.AsyncClient:
@@ -252,6 +262,11 @@ class RemoteEngine:
                 )
             )
         return ServerError(self._describe(f"HTTP {status}: {message}"))
+
+
+def _reserve(request: GenerationRequest) -> int:
+    """Tokens of the request's budget kept back from the server to close its grammar here."""
+    return 0 if request.constraint is None else request.constraint.server_reserve()
 
 
 def _generation_defaults(config: Config) -> GenerationConfig:

@@ -119,7 +119,7 @@ def read_arguments(
 
     ``schema`` (the tool's parameters) types the values of the XML syntaxes, which write
     strings bare: a value whose property is not a string is read as JSON where it parses.
-    Whitespace around an XML value separates it from its tags, as in xgrammar's grammars.
+    Whitespace around an XML value separates it from its tags, as templates write it.
 
     Raises:
         MalformedToolCallError: no arguments in that syntax start there.
