@@ -1,6 +1,14 @@
-"""An AutoGen ``ChatCompletionClient`` for a local HuggingFace transformers model."""
+"""An AutoGen ``ChatCompletionClient`` for a local HuggingFace transformers model.
 
-from ._client import {{ cookiecutter.client_class_name }}
+The client and the errors of the modules that need torch load on first use, so that
+importing the package (and ``python -m`` it, to read ``--help``) takes no time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
 from ._errors import (
     CapabilityError,
@@ -9,15 +17,48 @@ from ._errors import (
     ModelLoadError,
 )
 from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:
+    from ._client import {{ cookiecutter.client_class_name }}
+    from ._remote_engine import ServerError
 {%- if cookiecutter.function_calling %}
-from ._tools import MalformedToolCallWarning
+    from ._tools import MalformedToolCallWarning
 {%- endif %}
 {%- if cookiecutter.json_output %}
-from ._schema import UnsupportedSchemaError
+    from ._schema import UnsupportedSchemaError
 {%- endif %}
 {%- if cookiecutter.vision %}
-from ._vision_chat import UnreadableImageError
+    from ._vision_chat import UnreadableImageError
 {%- endif %}
+
+_LAZY = {
+    {{ cookiecutter.client_class_name | py }}: "._client",
+    "ServerError": "._remote_engine",
+{%- if cookiecutter.function_calling %}
+    "MalformedToolCallWarning": "._tools",
+{%- endif %}
+{%- if cookiecutter.json_output %}
+    "UnsupportedSchemaError": "._schema",
+{%- endif %}
+{%- if cookiecutter.vision %}
+    "UnreadableImageError": "._vision_chat",
+{%- endif %}
+}
+"""Public names whose modules import torch: imported when first asked for."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DEFAULT_MODEL_INFO",
@@ -27,6 +68,7 @@ __all__ = [
     "ContextWindowExceededError",
     "GenerationSettings",
     "ModelLoadError",
+    "ServerError",
 {%- if cookiecutter.vision %}
     "UnreadableImageError",
 {%- endif %}
