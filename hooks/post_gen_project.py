@@ -97,6 +97,7 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/chat_templates/mistral_v13_tools.jinja",
         "tests/chat_templates/no_tools.jinja",
         "tests/chat_templates/qwen3_coder_tools.jinja",
+        "tests/test_tool_choice.py",
         "tests/test_tool_format.py",
         "tests/test_tools.py",
         "tests/tool_templates.py",
