@@ -7,6 +7,7 @@ these filters, never pasted raw. Cookiecutter loads this module through ``_exten
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -62,12 +63,36 @@ def template_directory() -> str:
     return os.getcwd()
 
 
+class RefusalWithoutTraceback(logging.Filter):
+    """Drops cookiecutter's own report of a failed ``pre_gen_project`` hook.
+
+    That hook refuses bad answers, one line each, and exits 1; cookiecutter then logs
+    "Stopping generation because ..." with the traceback of its ``FailedHookException`` (12
+    lines after the answer's line). Its last line, "Hook script failed (exit status: 1)",
+    comes from its command line and stays. Other records pass unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            str(record.msg).startswith("Stopping generation because")
+            and record.args == ("pre_gen_project",)
+        )
+
+
+def quiet_refusals(logger: logging.Logger) -> None:
+    """Add :class:`RefusalWithoutTraceback` to ``logger`` once."""
+    if not any(isinstance(known, RefusalWithoutTraceback) for known in logger.filters):
+        logger.addFilter(RefusalWithoutTraceback())
+
+
 class PythonStringExtension(Extension):
     """Adds the ``py``, ``toml``, ``yaml`` and ``single_line`` filters and the
-    ``template_directory()`` global."""
+    ``template_directory()`` global; keeps a refused answer to its own line (cookiecutter
+    loads this extension in its process before any hook runs)."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        quiet_refusals(logging.getLogger("cookiecutter.hooks"))
         environment.filters["py"] = python_literal
         environment.filters["toml"] = quoted_string
         environment.filters["yaml"] = quoted_string
