@@ -61,9 +61,20 @@ def test_each_rule_names_its_field(field: str, value: Any) -> None:
 
 
 def test_main_prints_one_line_per_problem(capsys: pytest.CaptureFixture[str]) -> None:
-    assert pre.main({**GOOD, "package_name": "os", "client_class_name": "a b"}) == 1
+    hooks = str(TEMPLATE / "hooks")
+    assert pre.main({**GOOD, "package_name": "os", "client_class_name": "a b"}, hooks) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
-    assert pre.main(GOOD) == 0
+    assert pre.main(GOOD, hooks) == 0
+
+
+def test_tidy_is_quiet_without_ruff_when_verification_tidies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(post, "available_ruff", lambda: None)
+    assert post.tidy(tmp_path, quiet=True) is False
+    assert capsys.readouterr().err == ""
+    assert post.tidy(tmp_path) is False
+    assert "[tidy] no ruff here" in capsys.readouterr().err
 
 
 def test_unselected_capability_files_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,7 +247,7 @@ def main_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """The post-generation hook's main() with verification wanted and the file work left out."""
     monkeypatch.delenv("AUTOGEN_HF_CLIENT_SKIP_VERIFY", raising=False)
     monkeypatch.setattr(post, "apply_capability_answers", lambda *args: None)
-    monkeypatch.setattr(post, "tidy", lambda *args: True)
+    monkeypatch.setattr(post, "tidy", lambda *args, **kwargs: True)
 
 
 @pytest.mark.usefixtures("main_alone")
