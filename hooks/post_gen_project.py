@@ -209,11 +209,13 @@ def available_ruff() -> list[str] | None:
     return [found] if found else None
 
 
-def tidy(project: Path) -> bool:
-    """Tidy the code with an available ruff; False (said on stderr) when it could not."""
+def tidy(project: Path, quiet: bool = False) -> bool:
+    """Tidy the code with an available ruff; False when it could not (said on stderr unless
+    ``quiet``: verification tidies with the project's own ruff anyway)."""
     ruff = available_ruff()
     if ruff is None:
-        print("[tidy] ruff not found: the code is left as rendered.", file=sys.stderr)
+        if not quiet:
+            print("[tidy] no ruff here: the code is left as rendered.", file=sys.stderr)
         return False
     for name, command in tidy_commands(ruff):
         done = subprocess.run(
@@ -382,8 +384,9 @@ def uv_options(env: Mapping[str, str]) -> list[str]:
 
 def create_step(uv: str | None) -> Step:
     """The command that creates ``.venv`` with the Python running this hook."""
-    if uv:
-        return Step("create environment (uv)", [uv, "venv", "--python", sys.executable, ".venv"])
+    if uv:  # an environment left by an earlier bake over this folder is reused
+        command = [uv, "venv", "--allow-existing", "--python", sys.executable, ".venv"]
+        return Step("create environment (uv)", command)
     return Step("create environment (venv)", [sys.executable, "-m", "venv", ".venv"])
 
 
@@ -413,7 +416,7 @@ def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
             f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror of "
             "it (a URL), or to 'index' to take torch from your package index (on Linux that is "
             "the CUDA build, about 2.7 GB), or say where torch comes from with PIP_INDEX_URL or "
-            "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT); then generate the project again."
+            "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT); then generate it again (below)."
         )
     return Step(
         f"install torch ({source.description})",
@@ -514,10 +517,29 @@ def run_steps(
     return None
 
 
+def regenerate_command(answers: Mapping[str, Any], checkout: Path) -> str:
+    """The command that generates this project again over its folder, with the same answers
+    (cookiecutter's replay file of this bake): pasted as is, it works."""
+    template = str(answers.get("_template") or checkout)
+    if Path(template).expanduser().exists():
+        template = str(checkout)  # a local template, perhaps given as a relative path
+    command = ["cookiecutter", "--replay", "--overwrite-if-exists"]
+    if answers.get("_checkout"):
+        command += ["--checkout", str(answers["_checkout"])]
+    command += ["--output-dir", str(answers.get("_output_dir") or "."), template]
+    return " ".join(shlex.quote(part) for part in command)
+
+
 def verify(
-    project: Path, env: Mapping[str, str], runner: Runner = run_step, uv: str | None = None
+    project: Path,
+    env: Mapping[str, str],
+    runner: Runner = run_step,
+    uv: str | None = None,
+    again: str = "",
 ) -> bool:
-    """Create the environment, install, test and lint; report the outcome. True when all passed."""
+    """Create the environment, install, test and lint; report the outcome. True when all passed.
+
+    ``again`` is the command that generates the project again, shown after a failure."""
     log = project / LOG_NAME
     log.write_text("", encoding="utf-8")
     started = time.monotonic()
@@ -536,6 +558,9 @@ def verify(
         print(f"Full output of every step: {log}")
         print("Re-run the failed step with:")
         print(f"  {failed.shell(project)}")
+        if again:
+            print("Or generate the project again over this folder, with the same answers:")
+            print(f"  {again}")
     print(BANNER, flush=True)
     return failed is None
 
@@ -555,7 +580,8 @@ def verification_wanted(answers: Mapping[str, Any], env: Mapping[str, str]) -> s
 
 def main(answers: Mapping[str, Any], project: Path, checkout: Path) -> int:
     apply_capability_answers(project, answers)
-    tidy(project)
+    reason = verification_wanted(answers, os.environ)
+    tidy(project, quiet=reason is None and not rendered_by_cruft(answers))
     if rendered_by_cruft(answers):
         print("[verify] skipped: cruft is rendering the template.", file=sys.stderr)
         return 0
@@ -564,12 +590,12 @@ def main(answers: Mapping[str, Any], project: Path, checkout: Path) -> int:
     except Exception as error:  # a convenience: never lose the project over it
         linked = f"not linked for cruft: {type(error).__name__}: {error}"
     print(f"[cruft] {linked}")
-    reason = verification_wanted(answers, os.environ)
     if reason is not None:
         print(f"[verify] skipped: {reason}.")
         return 0
     try:
-        verify(project, os.environ, uv=shutil.which("uv"))
+        again = regenerate_command(answers, checkout)
+        verify(project, os.environ, uv=shutil.which("uv"), again=again)
     except Exception as error:  # a failing hook would make cookiecutter delete the project
         print(BANNER)
         print(f"VERIFICATION FAILED: {type(error).__name__}: {error}")
