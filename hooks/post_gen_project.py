@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,6 +354,8 @@ class Step:
     """A package index that must answer before the command runs."""
     hint: str = ""
     """What to do when the step fails."""
+    alongside: bool = False
+    """Runs while the steps after it do (its own output apart); awaited after them."""
 
     def shell(self, project: Path) -> str:
         """The command as a user would type it to re-run this step."""
@@ -394,7 +397,9 @@ def _install(project: Path, env: Mapping[str, str], uv: str | None) -> list[str]
     python = str(venv_python(project))
     if uv:
         return [uv, "pip", "install", "--python", python, *uv_options(env)]
-    return [python, "-m", "pip", "install", "--no-input"]  # pip reads its settings itself
+    # pip reads its settings itself. No byte-compiling of every installed file (thousands in
+    # torch and transformers): Python compiles what it imports, as uv leaves it to do.
+    return [python, "-m", "pip", "install", "--no-input", "--no-compile"]
 
 
 def _pip_settings(env: Mapping[str, str], uv: str | None) -> dict[str, str]:
@@ -443,10 +448,11 @@ def check_steps(project: Path) -> list[Step]:
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RUN_HUB_TESTS": "0"}
     return [
         *(Step(name, command) for name, command in tidy_commands([python, "-m", "ruff"])),
+        # mypy is single-threaded, as the tests mostly are: on two cores they run side by side.
+        Step("types (mypy --strict)", [python, "-m", "mypy"], offline, alongside=True),
         Step("tests (pytest)", [python, "-m", "pytest", "-q"], offline),
         Step("lint (ruff check)", [python, "-m", "ruff", "check", "."]),
         Step("format (ruff format --check)", [python, "-m", "ruff", "format", "--check", "."]),
-        Step("types (mypy --strict)", [python, "-m", "mypy"], offline),
     ]
 
 
@@ -498,23 +504,52 @@ def _tail(log: Path, start: int) -> list[str]:
     return lines[-FAILED_OUTPUT_LINES:]
 
 
+def _reported(step: Step, code: int, elapsed: float, log: Path, start: int) -> bool:
+    """Print the step's outcome (its last output from ``log`` when it failed); True if ok."""
+    if code != 0:
+        print(f" FAILED (exit code {code}, {elapsed:.1f} s); its last output:", flush=True)
+        for line in _tail(log, start):
+            print(f"    {line}")
+        return False
+    print(f" ok ({elapsed:.1f} s)", flush=True)
+    return True
+
+
 def run_steps(
     steps: Sequence[Step], project: Path, log: Path, runner: Runner = run_step
 ) -> Step | None:
-    """Run the steps in order, printing each with its time; return the one that failed."""
-    for step in steps:
-        print(f"[verify] {step.name} ...", end="", flush=True)
-        start = log.stat().st_size
+    """Run the steps in order, printing each with its time; return the one that failed.
+
+    A step ``alongside`` starts in its turn with its own log and is reported, its log appended
+    to ``log``, once the steps after it are done."""
+
+    def timed(step: Step, output: Path) -> tuple[int, float]:
         started = time.monotonic()
-        code = runner(step, project, log)
-        elapsed = time.monotonic() - started
-        if code != 0:
-            print(f" FAILED (exit code {code}, {elapsed:.1f} s); its last output:", flush=True)
-            for line in _tail(log, start):
-                print(f"    {line}")
-            return step
-        print(f" ok ({elapsed:.1f} s)", flush=True)
-    return None
+        return runner(step, project, output), time.monotonic() - started
+
+    failed: Step | None = None
+    with ThreadPoolExecutor() as pool:
+        pending: list[tuple[Step, Future[tuple[int, float]], Path]] = []
+        for step in steps:
+            if step.alongside:
+                part = log.with_name(f"{log.name}.{len(pending)}")
+                part.write_text("", encoding="utf-8")
+                pending.append((step, pool.submit(timed, step, part), part))
+                continue
+            print(f"[verify] {step.name} ...", end="", flush=True)
+            start = log.stat().st_size
+            if not _reported(step, *timed(step, log), log, start):
+                failed = step
+                break
+        for step, outcome, part in pending:
+            code, elapsed = outcome.result()
+            if failed is None:
+                print(f"[verify] {step.name} ...", end="", flush=True)
+                failed = None if _reported(step, code, elapsed, part, 0) else step
+            with log.open("a", encoding="utf-8") as whole:
+                whole.write(part.read_text(encoding="utf-8"))
+            part.unlink()
+    return failed
 
 
 def regenerate_command(answers: Mapping[str, Any], checkout: Path) -> str:
