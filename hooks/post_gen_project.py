@@ -417,11 +417,16 @@ def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
         command += ["--index" if uv else "--extra-index-url", source.index]
     hint = ""
     if source.index:
-        hint = (
-            f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror of "
-            "it (a URL), or to 'index' to take torch from your package index (on Linux that is "
-            "the CUDA build, about 2.7 GB), or say where torch comes from with PIP_INDEX_URL or "
-            "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT); then generate it again (below)."
+        hint = "\n".join(
+            [
+                f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror "
+                "of it (a URL), or to 'index', then generate the project again (below), such as:",
+                f"  {TORCH_VARIABLE}=index cookiecutter --replay ... (the command below)",
+                "'index' takes torch from your package index as it is: on Linux PyPI's CUDA build "
+                "(about 2.7 GB), on macOS and Windows the CPU build. PIP_INDEX_URL or "
+                "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT) say where torch comes from "
+                f"too; {SKIP_VARIABLE}=1 skips verification (install by hand: README, Install).",
+            ]
         )
     return Step(
         f"install torch ({source.description})",

@@ -104,9 +104,7 @@ def test_uv_takes_the_cpu_build_of_torch(project: Path) -> None:
     assert uv["index"] == [
         {"name": "pytorch-cpu", "url": "https://download.pytorch.org/whl/cpu", "explicit": True}
     ]
-    assert {"cruft>=2.15", "prek>=0.2"} <= set(
-        pyproject["project"]["optional-dependencies"]["dev"]
-    )
+    assert {"cruft>=2.15", "prek>=0.2"} <= set(pyproject["project"]["optional-dependencies"]["dev"])
 
 
 def test_a_proprietary_project_is_never_published(bake: Bake) -> None:
