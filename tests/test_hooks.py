@@ -401,3 +401,18 @@ def test_mypy_runs_alongside_the_tests_and_its_failure_is_reported(
     assert out[-1] == "    output of types (mypy --strict)"
     assert "output of types (mypy --strict)" in log.read_text()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["verification.log"]
+
+
+def test_the_attribute_guard_keeps_data_and_refuses_internals() -> None:
+    from jinja2 import Environment, StrictUndefined, UndefinedError
+
+    env = Environment(undefined=StrictUndefined)
+    local_extensions.guard_attributes(env)
+    answers = {"_template": "gh:o/r", "name": "x"}
+    assert (
+        env.from_string("{{ c._template }}/{{ c['_template'] }}/{{ c.name }}").render(c=answers)
+        == "gh:o/r/gh:o/r/x"
+    )
+    for source in ("{{ c.__class__ }}", "{{ c['__class__'] }}", "{{ (c|attr('__class__')) }}"):
+        with pytest.raises(UndefinedError, match="answers are data, not code"):
+            env.from_string(source).render(c=answers)

@@ -138,3 +138,24 @@ def test_the_regenerate_advice_works_when_pasted(tmp_path: Path) -> None:
     done = _cookiecutter_cli(*pasted)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Again" in (tmp_path / "again" / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+        "{{ (cycler|attr('__init__')|attr('__globals__'))['os'].system('touch MARKER') }}",
+        "{{ (cookiecutter.items()|map('first')).gi_frame.f_globals }}",
+        "{{ lipsum['__globals__']['os'].system('touch MARKER') }}",
+    ],
+)
+def test_answers_that_reach_python_internals_are_refused(tmp_path: Path, payload: str) -> None:
+    marker = tmp_path / "ran"
+    answer = payload.replace("MARKER", str(marker))
+    done = _cookiecutter_cli(
+        "--no-input", "-o", str(tmp_path), str(TEMPLATE), f"project_name={answer}"
+    )
+    assert done.returncode == 1
+    assert "Unable to render variable 'project_name'" in done.stdout
+    assert not marker.exists()
+    assert list(tmp_path.iterdir()) == []
