@@ -143,6 +143,14 @@ def test_help_and_usage_errors_answer_without_torch() -> None:
     )
     assert done.stdout.splitlines()[-1] == "[0, 2, 2, 1] False False", done.stderr
     assert "does not exist" in done.stderr
+    parse_only = f"import sys\nfrom {PACKAGE}.__main__ import main\n" + (
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'pydantic', 'autogen_core', 'huggingface_hub'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", parse_only], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.splitlines()[-1] == "[]", done.stderr  # --help is argparse alone
 
 
 def test_every_documented_error_is_public_from_the_package_root() -> None:

@@ -1,7 +1,7 @@
 """An AutoGen ``ChatCompletionClient`` for a local HuggingFace transformers model.
 
-The client and the errors of the modules that need torch load on first use, so that
-importing the package (and ``python -m`` it, to read ``--help``) takes no time.
+The client, its config and the errors of the modules that need torch load on first use, so
+that importing the package (and ``python -m`` it, to read ``--help``) takes no time.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
 from ._errors import (
     CapabilityError,
     ClientClosedError,
@@ -20,6 +19,7 @@ from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
     from ._client import {{ cookiecutter.client_class_name }}
+    from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
     from ._remote_engine import ServerError
 {%- if cookiecutter.function_calling %}
     from ._tools import MalformedToolCallWarning
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 _LAZY = {
     {{ cookiecutter.client_class_name | py }}: "._client",
+    {{ (cookiecutter.client_class_name ~ "Config") | py }}: "._config",
+    "GenerationSettings": "._config",
     "ServerError": "._remote_engine",
 {%- if cookiecutter.function_calling %}
     "MalformedToolCallWarning": "._tools",
@@ -44,7 +46,7 @@ _LAZY = {
     "UnreadableImageError": "._vision_chat",
 {%- endif %}
 }
-"""Public names whose modules import torch: imported when first asked for."""
+"""Public names whose modules import torch, AutoGen or pydantic: imported when first asked for."""
 
 
 def __getattr__(name: str) -> Any:

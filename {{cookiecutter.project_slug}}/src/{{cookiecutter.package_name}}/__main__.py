@@ -4,8 +4,8 @@
 shows the client at work on a tiny model built offline. A failure is one line on standard
 error and exit code 1; ``--debug`` shows the traceback instead.
 
-The arguments are parsed, and the config and the model's place checked, before torch and
-transformers are imported: ``--help``, a usage error or a missing model answer at once.
+Nothing heavy is imported to parse the arguments (``--help`` and usage errors answer at
+once), and the config and the model's place are checked before torch and transformers are.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._model_info import DEFAULT_MODEL_NAME
-from ._model_source import check_model_source
+
+if TYPE_CHECKING:
+    from ._config import {{ cookiecutter.client_class_name }}Config as Config
 
 PROG = f"python -m {__package__}"
 
@@ -60,7 +61,10 @@ def _demo_parser() -> argparse.ArgumentParser:
 
 def _config(arguments: argparse.Namespace) -> Config:
     """The client's config from the arguments, checked, its model's place too (no torch yet)."""
-    config = Config(
+    from ._config import {{ cookiecutter.client_class_name }}Config
+    from ._model_source import check_model_source
+
+    config = {{ cookiecutter.client_class_name }}Config(
         model_name=arguments.model,
         max_new_tokens=arguments.max_new_tokens,
         do_sample=arguments.temperature is not None,
@@ -110,6 +114,8 @@ async def _answer(arguments: argparse.Namespace, config: Config) -> int:
 
 def one_line(error: BaseException) -> str:
     """``error`` as one line: its type and message (pydantic's field errors joined)."""
+    from pydantic import ValidationError
+
     if isinstance(error, ValidationError):
         message = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
