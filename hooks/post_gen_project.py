@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/chat_templates/mistral_v13_tools.jinja",
         "tests/chat_templates/no_tools.jinja",
         "tests/chat_templates/qwen3_coder_tools.jinja",
+        "tests/test_tool_choice.py",
         "tests/test_tool_format.py",
         "tests/test_tools.py",
         "tests/tool_templates.py",
@@ -209,11 +211,13 @@ def available_ruff() -> list[str] | None:
     return [found] if found else None
 
 
-def tidy(project: Path) -> bool:
-    """Tidy the code with an available ruff; False (said on stderr) when it could not."""
+def tidy(project: Path, quiet: bool = False) -> bool:
+    """Tidy the code with an available ruff; False when it could not (said on stderr unless
+    ``quiet``: verification tidies with the project's own ruff anyway)."""
     ruff = available_ruff()
     if ruff is None:
-        print("[tidy] ruff not found: the code is left as rendered.", file=sys.stderr)
+        if not quiet:
+            print("[tidy] no ruff here: the code is left as rendered.", file=sys.stderr)
         return False
     for name, command in tidy_commands(ruff):
         done = subprocess.run(
@@ -351,6 +355,8 @@ class Step:
     """A package index that must answer before the command runs."""
     hint: str = ""
     """What to do when the step fails."""
+    alongside: bool = False
+    """Runs while the steps after it do (its own output apart); awaited after them."""
 
     def shell(self, project: Path) -> str:
         """The command as a user would type it to re-run this step."""
@@ -382,8 +388,9 @@ def uv_options(env: Mapping[str, str]) -> list[str]:
 
 def create_step(uv: str | None) -> Step:
     """The command that creates ``.venv`` with the Python running this hook."""
-    if uv:
-        return Step("create environment (uv)", [uv, "venv", "--python", sys.executable, ".venv"])
+    if uv:  # an environment left by an earlier bake over this folder is reused
+        command = [uv, "venv", "--allow-existing", "--python", sys.executable, ".venv"]
+        return Step("create environment (uv)", command)
     return Step("create environment (venv)", [sys.executable, "-m", "venv", ".venv"])
 
 
@@ -391,7 +398,9 @@ def _install(project: Path, env: Mapping[str, str], uv: str | None) -> list[str]
     python = str(venv_python(project))
     if uv:
         return [uv, "pip", "install", "--python", python, *uv_options(env)]
-    return [python, "-m", "pip", "install", "--no-input"]  # pip reads its settings itself
+    # pip reads its settings itself. No byte-compiling of every installed file (thousands in
+    # torch and transformers): Python compiles what it imports, as uv leaves it to do.
+    return [python, "-m", "pip", "install", "--no-input", "--no-compile"]
 
 
 def _pip_settings(env: Mapping[str, str], uv: str | None) -> dict[str, str]:
@@ -409,11 +418,16 @@ def torch_step(project: Path, env: Mapping[str, str], uv: str | None) -> Step:
         command += ["--index" if uv else "--extra-index-url", source.index]
     hint = ""
     if source.index:
-        hint = (
-            f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror of "
-            "it (a URL), or to 'index' to take torch from your package index (on Linux that is "
-            "the CUDA build, about 2.7 GB), or say where torch comes from with PIP_INDEX_URL or "
-            "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT); then generate the project again."
+        hint = "\n".join(
+            [
+                f"If {source.index} cannot be reached from here, set {TORCH_VARIABLE} to a mirror "
+                "of it (a URL), or to 'index', then generate the project again (below), such as:",
+                f"  {TORCH_VARIABLE}=index cookiecutter --replay ... (the command below)",
+                "'index' takes torch from your package index as it is: on Linux PyPI's CUDA build "
+                "(about 2.7 GB), on macOS and Windows the CPU build. PIP_INDEX_URL or "
+                "PIP_CONSTRAINT (uv: UV_DEFAULT_INDEX, UV_CONSTRAINT) say where torch comes from "
+                f"too; {SKIP_VARIABLE}=1 skips verification (install by hand: README, Install).",
+            ]
         )
     return Step(
         f"install torch ({source.description})",
@@ -440,10 +454,11 @@ def check_steps(project: Path) -> list[Step]:
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RUN_HUB_TESTS": "0"}
     return [
         *(Step(name, command) for name, command in tidy_commands([python, "-m", "ruff"])),
+        # mypy is single-threaded, as the tests mostly are: on two cores they run side by side.
+        Step("types (mypy --strict)", [python, "-m", "mypy"], offline, alongside=True),
         Step("tests (pytest)", [python, "-m", "pytest", "-q"], offline),
         Step("lint (ruff check)", [python, "-m", "ruff", "check", "."]),
         Step("format (ruff format --check)", [python, "-m", "ruff", "format", "--check", "."]),
-        Step("types (mypy --strict)", [python, "-m", "mypy"], offline),
     ]
 
 
@@ -495,29 +510,77 @@ def _tail(log: Path, start: int) -> list[str]:
     return lines[-FAILED_OUTPUT_LINES:]
 
 
+def _reported(step: Step, code: int, elapsed: float, log: Path, start: int) -> bool:
+    """Print the step's outcome (its last output from ``log`` when it failed); True if ok."""
+    if code != 0:
+        print(f" FAILED (exit code {code}, {elapsed:.1f} s); its last output:", flush=True)
+        for line in _tail(log, start):
+            print(f"    {line}")
+        return False
+    print(f" ok ({elapsed:.1f} s)", flush=True)
+    return True
+
+
 def run_steps(
     steps: Sequence[Step], project: Path, log: Path, runner: Runner = run_step
 ) -> Step | None:
-    """Run the steps in order, printing each with its time; return the one that failed."""
-    for step in steps:
-        print(f"[verify] {step.name} ...", end="", flush=True)
-        start = log.stat().st_size
+    """Run the steps in order, printing each with its time; return the one that failed.
+
+    A step ``alongside`` starts in its turn with its own log and is reported, its log appended
+    to ``log``, once the steps after it are done."""
+
+    def timed(step: Step, output: Path) -> tuple[int, float]:
         started = time.monotonic()
-        code = runner(step, project, log)
-        elapsed = time.monotonic() - started
-        if code != 0:
-            print(f" FAILED (exit code {code}, {elapsed:.1f} s); its last output:", flush=True)
-            for line in _tail(log, start):
-                print(f"    {line}")
-            return step
-        print(f" ok ({elapsed:.1f} s)", flush=True)
-    return None
+        return runner(step, project, output), time.monotonic() - started
+
+    failed: Step | None = None
+    with ThreadPoolExecutor() as pool:
+        pending: list[tuple[Step, Future[tuple[int, float]], Path]] = []
+        for step in steps:
+            if step.alongside:
+                part = log.with_name(f"{log.name}.{len(pending)}")
+                part.write_text("", encoding="utf-8")
+                pending.append((step, pool.submit(timed, step, part), part))
+                continue
+            print(f"[verify] {step.name} ...", end="", flush=True)
+            start = log.stat().st_size
+            if not _reported(step, *timed(step, log), log, start):
+                failed = step
+                break
+        for step, outcome, part in pending:
+            code, elapsed = outcome.result()
+            if failed is None:
+                print(f"[verify] {step.name} ...", end="", flush=True)
+                failed = None if _reported(step, code, elapsed, part, 0) else step
+            with log.open("a", encoding="utf-8") as whole:
+                whole.write(part.read_text(encoding="utf-8"))
+            part.unlink()
+    return failed
+
+
+def regenerate_command(answers: Mapping[str, Any], checkout: Path) -> str:
+    """The command that generates this project again over its folder, with the same answers
+    (cookiecutter's replay file of this bake): pasted as is, it works."""
+    template = str(answers.get("_template") or checkout)
+    if Path(template).expanduser().exists():
+        template = str(checkout)  # a local template, perhaps given as a relative path
+    command = ["cookiecutter", "--replay", "--overwrite-if-exists"]
+    if answers.get("_checkout"):
+        command += ["--checkout", str(answers["_checkout"])]
+    command += ["--output-dir", str(answers.get("_output_dir") or "."), template]
+    return " ".join(shlex.quote(part) for part in command)
 
 
 def verify(
-    project: Path, env: Mapping[str, str], runner: Runner = run_step, uv: str | None = None
+    project: Path,
+    env: Mapping[str, str],
+    runner: Runner = run_step,
+    uv: str | None = None,
+    again: str = "",
 ) -> bool:
-    """Create the environment, install, test and lint; report the outcome. True when all passed."""
+    """Create the environment, install, test and lint; report the outcome. True when all passed.
+
+    ``again`` is the command that generates the project again, shown after a failure."""
     log = project / LOG_NAME
     log.write_text("", encoding="utf-8")
     started = time.monotonic()
@@ -536,6 +599,9 @@ def verify(
         print(f"Full output of every step: {log}")
         print("Re-run the failed step with:")
         print(f"  {failed.shell(project)}")
+        if again:
+            print("Or generate the project again over this folder, with the same answers:")
+            print(f"  {again}")
     print(BANNER, flush=True)
     return failed is None
 
@@ -555,7 +621,8 @@ def verification_wanted(answers: Mapping[str, Any], env: Mapping[str, str]) -> s
 
 def main(answers: Mapping[str, Any], project: Path, checkout: Path) -> int:
     apply_capability_answers(project, answers)
-    tidy(project)
+    reason = verification_wanted(answers, os.environ)
+    tidy(project, quiet=reason is None and not rendered_by_cruft(answers))
     if rendered_by_cruft(answers):
         print("[verify] skipped: cruft is rendering the template.", file=sys.stderr)
         return 0
@@ -564,12 +631,12 @@ def main(answers: Mapping[str, Any], project: Path, checkout: Path) -> int:
     except Exception as error:  # a convenience: never lose the project over it
         linked = f"not linked for cruft: {type(error).__name__}: {error}"
     print(f"[cruft] {linked}")
-    reason = verification_wanted(answers, os.environ)
     if reason is not None:
         print(f"[verify] skipped: {reason}.")
         return 0
     try:
-        verify(project, os.environ, uv=shutil.which("uv"))
+        again = regenerate_command(answers, checkout)
+        verify(project, os.environ, uv=shutil.which("uv"), again=again)
     except Exception as error:  # a failing hook would make cookiecutter delete the project
         print(BANNER)
         print(f"VERIFICATION FAILED: {type(error).__name__}: {error}")

@@ -2,6 +2,9 @@
 
 Cookiecutter renders this file with the answers, runs it, and removes the output directory
 when it exits non-zero. Each refusal is one line naming the field, the value and the rule.
+When the model's files are at hand (a local directory or the HuggingFace cache), the answers
+are also checked against them (``model_checks.py`` next to this hook): what they prove wrong
+is refused, what they suggest is noted.
 """
 
 from __future__ import annotations
@@ -214,12 +217,26 @@ def check_answers(answers: dict[str, Any]) -> list[str]:
     return problems
 
 
-def main(answers: dict[str, Any]) -> int:
+def main(answers: dict[str, Any], hooks: str) -> int:
+    """Refuse bad answers (one ``ERROR:`` line each on stderr), note what the model suggests."""
     problems = check_answers(answers)
+    if not problems:
+        sys.path.insert(0, hooks)
+        from model_checks import check_model
+
+        problems, notes = check_model(answers)
+        for note in notes:
+            print(f"note: {note}")
     for problem in problems:
         print(f"ERROR: {problem}", file=sys.stderr)
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads({{cookiecutter | jsonify | tojson}})))
+    # Rendered inside the template's checkout: template_directory() is that folder.
+    sys.exit(
+        main(
+            json.loads({{cookiecutter | jsonify | tojson}}),
+            {{template_directory() | tojson}} + "/hooks",
+        )
+    )

@@ -222,7 +222,7 @@ def test_capability_answers_set_model_info(bake: Bake, flags: dict[str, bool]) -
     project = bake(**flags)
     source = (project / "src" / DEFAULT_PACKAGE / "_model_info.py").read_text("utf-8")
     for flag, on in flags.items():
-        assert re.search(rf"^\s+{flag}={on},$", source, re.MULTILINE), flag
+        assert re.search(rf'^\s+"{flag}": {on},$', source, re.MULTILINE), flag
 
 
 def test_every_pair_of_answers_is_tested() -> None:

@@ -61,9 +61,20 @@ def test_each_rule_names_its_field(field: str, value: Any) -> None:
 
 
 def test_main_prints_one_line_per_problem(capsys: pytest.CaptureFixture[str]) -> None:
-    assert pre.main({**GOOD, "package_name": "os", "client_class_name": "a b"}) == 1
+    hooks = str(TEMPLATE / "hooks")
+    assert pre.main({**GOOD, "package_name": "os", "client_class_name": "a b"}, hooks) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
-    assert pre.main(GOOD) == 0
+    assert pre.main(GOOD, hooks) == 0
+
+
+def test_tidy_is_quiet_without_ruff_when_verification_tidies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(post, "available_ruff", lambda: None)
+    assert post.tidy(tmp_path, quiet=True) is False
+    assert capsys.readouterr().err == ""
+    assert post.tidy(tmp_path) is False
+    assert "[tidy] no ruff here" in capsys.readouterr().err
 
 
 def test_unselected_capability_files_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +125,7 @@ def test_failed_step_stops_the_run_keeps_the_project_and_points_at_the_log(
 
     assert post.verify(tmp_path, {}, runner=runner) is False
     out = capsys.readouterr().out
-    assert seen[-1].startswith("tests")
+    assert any(name.startswith("tests") for name in seen)
     assert not any(name.startswith("lint") for name in seen)
     assert "VERIFICATION FAILED at step 'tests (pytest)'" in out
     assert "    output of tests (pytest)" in out  # the failed step's own output, not earlier ones
@@ -174,12 +185,13 @@ def test_pip_takes_the_cpu_index_as_an_extra_index_for_torch_only(tmp_path: Path
     torch, project = post.verification_steps(tmp_path, {"PIP_CONSTRAINT": ""}, None)[1:3]
     python = str(post.venv_python(tmp_path))
     assert torch.command == [
-        python, "-m", "pip", "install", "--no-input", post.TORCH_REQUIREMENT,
+        python, "-m", "pip", "install", "--no-input", "--no-compile", post.TORCH_REQUIREMENT,
         "--extra-index-url", "https://download.pytorch.org/whl/cpu",
     ]  # fmt: skip
     assert torch.index == "https://download.pytorch.org/whl/cpu"
     assert "download.pytorch.org" in torch.hint
-    assert project.command == [python, "-m", "pip", "install", "--no-input", "-e", ".[dev]"]
+    pip = [python, "-m", "pip", "install", "--no-input", "--no-compile"]
+    assert project.command == [*pip, "-e", ".[dev]"]
     assert project.index is None
     given = post.verification_steps(tmp_path, {"PIP_CONSTRAINT": "c.txt", "HOME": "/h"}, None)
     for step in given[1:3]:  # the command that re-runs the step carries pip's settings
@@ -236,7 +248,7 @@ def main_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """The post-generation hook's main() with verification wanted and the file work left out."""
     monkeypatch.delenv("AUTOGEN_HF_CLIENT_SKIP_VERIFY", raising=False)
     monkeypatch.setattr(post, "apply_capability_answers", lambda *args: None)
-    monkeypatch.setattr(post, "tidy", lambda *args: True)
+    monkeypatch.setattr(post, "tidy", lambda *args, **kwargs: True)
 
 
 @pytest.mark.usefixtures("main_alone")
@@ -366,3 +378,41 @@ def test_every_class_the_client_module_imports_is_refused_as_the_class_name(
     class_like = sorted(name for name in imported if name[:1].isupper())
     assert class_like
     assert [name for name in class_like if pre.check_class_name(name) is None] == []
+
+
+def test_mypy_runs_alongside_the_tests_and_its_failure_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = post.check_steps(tmp_path)
+    assert [step.name for step in steps if step.alongside] == ["types (mypy --strict)"]
+
+    def runner(step: Any, project: Path, log: Path) -> int:
+        with log.open("a") as output:
+            output.write(f"output of {step.name}\n")
+        return 1 if step.alongside else 0
+
+    log = tmp_path / "verification.log"
+    log.write_text("")
+    failed = post.run_steps(steps, tmp_path, log, runner)
+    assert failed is not None
+    assert failed.name == "types (mypy --strict)"
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("[verify] types (mypy --strict) ... FAILED (exit code 1")
+    assert out[-1] == "    output of types (mypy --strict)"
+    assert "output of types (mypy --strict)" in log.read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["verification.log"]
+
+
+def test_the_attribute_guard_keeps_data_and_refuses_internals() -> None:
+    from jinja2 import Environment, StrictUndefined, UndefinedError
+
+    env = Environment(undefined=StrictUndefined)
+    local_extensions.guard_attributes(env)
+    answers = {"_template": "gh:o/r", "name": "x"}
+    assert (
+        env.from_string("{{ c._template }}/{{ c['_template'] }}/{{ c.name }}").render(c=answers)
+        == "gh:o/r/gh:o/r/x"
+    )
+    for source in ("{{ c.__class__ }}", "{{ c['__class__'] }}", "{{ (c|attr('__class__')) }}"):
+        with pytest.raises(UndefinedError, match="answers are data, not code"):
+            env.from_string(source).render(c=answers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -51,7 +52,24 @@ def test_release_builds_and_publishes_with_trusted_publishing(project: Path) -> 
     assert publish["environment"]["url"] == "https://pypi.org/p/autogen-huggingface-client"
     (upload,) = [s for s in publish["steps"] if "pypi-publish" in s.get("uses", "")]
     assert upload["uses"].startswith("pypa/gh-action-pypi-publish@")
-    assert "with" not in upload  # no password, no token: trusted publishing
+    assert upload["with"] == {"attestations": True}  # no password, no token: trusted publishing
+
+
+@pytest.mark.parametrize("workflow", ["ci.yml", "release.yml"])
+def test_actions_are_pinned_by_commit_with_their_release(project: Path, workflow: str) -> None:
+    text = (project / ".github/workflows" / workflow).read_text("utf-8")
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (action, comment)
+    assert text.count("persist-credentials: false") == text.count("actions/checkout@")
+
+
+def test_ci_checks_the_workflows_with_zizmor(project: Path) -> None:
+    workflow = _yaml(project / ".github/workflows/ci.yml")
+    runs = [step.get("run", "") for step in workflow["jobs"]["zizmor"]["steps"]]
+    assert "zizmor --offline .github" in runs
 
 
 def test_dependabot_updates_actions_and_python_dependencies(project: Path) -> None:
@@ -59,8 +77,9 @@ def test_dependabot_updates_actions_and_python_dependencies(project: Path) -> No
     assert config["version"] == 2
     assert {update["package-ecosystem"] for update in config["updates"]} == {
         "github-actions",
-        "pip",
+        "uv",
     }
+    assert all(update["cooldown"]["default-days"] >= 1 for update in config["updates"])
 
 
 def test_pre_commit_config_is_valid_and_runs_ruff_and_mypy(project: Path, tmp_path: Path) -> None:
@@ -85,9 +104,7 @@ def test_uv_takes_the_cpu_build_of_torch(project: Path) -> None:
     assert uv["index"] == [
         {"name": "pytorch-cpu", "url": "https://download.pytorch.org/whl/cpu", "explicit": True}
     ]
-    assert {"cruft>=2.15", "pre-commit>=4"} <= set(
-        pyproject["project"]["optional-dependencies"]["dev"]
-    )
+    assert {"cruft>=2.15", "prek>=0.2"} <= set(pyproject["project"]["optional-dependencies"]["dev"])
 
 
 def test_a_proprietary_project_is_never_published(bake: Bake) -> None:

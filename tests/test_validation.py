@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,9 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
-from conftest import TEMPLATE
+from conftest import TEMPLATE, load_hook
+
+post = load_hook("post_gen_project")
 
 BAD_ANSWERS = [
     ({"package_name": "my-package"}, "package_name", "'my-package'", "not a valid"),
@@ -95,4 +100,62 @@ def test_cookiecutter_refuses_answers_outside_choices_and_booleans(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cookiecutter_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Cookiecutter's own command line, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", *arguments],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+
+
+def test_a_refused_answer_is_its_own_line_without_a_traceback(tmp_path: Path) -> None:
+    done = _cookiecutter_cli("--no-input", "-o", str(tmp_path), str(TEMPLATE), "package_name=json")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "ERROR: package_name 'json' shadows the standard library module of that name"
+    ]
+    # Cookiecutter's command line ends with this line of its own; the template cannot drop it.
+    assert done.stdout.splitlines() == ["Hook script failed (exit status: 1)"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_regenerate_advice_works_when_pasted(tmp_path: Path) -> None:
+    first = _cookiecutter_cli(
+        "--no-input", "-o", str(tmp_path), str(TEMPLATE), "project_name=Again"
+    )
+    assert first.returncode == 0, first.stderr
+    answers = {"_template": str(TEMPLATE), "_output_dir": str(tmp_path), "_checkout": None}
+    again = post.regenerate_command(answers, TEMPLATE)
+    assert again.startswith("cookiecutter --replay --overwrite-if-exists ")
+    pasted = shlex.split(again)[1:]
+    (tmp_path / "again" / "README.md").write_text("changed")
+    done = _cookiecutter_cli(*pasted)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Again" in (tmp_path / "again" / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+        "{{ (cycler|attr('__init__')|attr('__globals__'))['os'].system('touch MARKER') }}",
+        "{{ (cookiecutter.items()|map('first')).gi_frame.f_globals }}",
+        "{{ lipsum['__globals__']['os'].system('touch MARKER') }}",
+    ],
+)
+def test_answers_that_reach_python_internals_are_refused(tmp_path: Path, payload: str) -> None:
+    marker = tmp_path / "ran"
+    answer = payload.replace("MARKER", str(marker))
+    done = _cookiecutter_cli(
+        "--no-input", "-o", str(tmp_path), str(TEMPLATE), f"project_name={answer}"
+    )
+    assert done.returncode == 1
+    assert "Unable to render variable 'project_name'" in done.stdout
+    assert not marker.exists()
     assert list(tmp_path.iterdir()) == []

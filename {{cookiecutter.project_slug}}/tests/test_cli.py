@@ -122,3 +122,49 @@ def test_an_unreachable_hub_fails_at_once_in_one_line(
     assert model_requests == [
         "HEAD /no-such-org/no-such-model/resolve/main/config.json HTTP/1.1"
     ], requests
+
+
+def test_help_and_usage_errors_answer_without_torch() -> None:
+    """``--help``, a bad flag and a missing model are answered before torch is imported."""
+    script = (
+        "import sys\n"
+        f"from {PACKAGE}.__main__ import main\n"
+        "codes = []\n"
+        "for argv in (['--help'], ['Hi', '--bogus'], ['demo', '--bogus']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as done:\n"
+        "        codes.append(done.code)\n"
+        "codes.append(main(['Hi', '--model', './no/such/model']))\n"
+        "print(codes, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.splitlines()[-1] == "[0, 2, 2, 1] False False", done.stderr
+    assert "does not exist" in done.stderr
+    parse_only = f"import sys\nfrom {PACKAGE}.__main__ import main\n" + (
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'pydantic', 'autogen_core', 'huggingface_hub'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", parse_only], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.splitlines()[-1] == "[]", done.stderr  # --help is argparse alone
+
+
+def test_every_documented_error_is_public_from_the_package_root() -> None:
+    import builtins
+
+    import {{ cookiecutter.package_name }} as package
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"\b([A-Z]\w*(?:Error|Warning))\b", readme))
+    documented -= {*dir(builtins), "ValidationError"}  # Python's and pydantic's own
+    assert documented <= set(package.__all__)
+    for name in package.__all__:
+        value = getattr(package, name)
+        assert not isinstance(value, type) or value.__name__ == name
+    assert issubclass(package.ServerError, RuntimeError)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        package.nothing  # noqa: B018

@@ -3,6 +3,9 @@
 ``python -m <package> "Hello!"`` streams one answer of the model; ``python -m <package> demo``
 shows the client at work on a tiny model built offline. A failure is one line on standard
 error and exit code 1; ``--debug`` shows the traceback instead.
+
+Nothing heavy is imported to parse the arguments (``--help`` and usage errors answer at
+once), and the config and the model's place are checked before torch and transformers are.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from autogen_core.models import CreateResult, SystemMessage, UserMessage
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
-from ._client import {{ cookiecutter.client_class_name }} as Client
-from ._demo import run_demo
 from ._model_info import DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:
+    from ._config import {{ cookiecutter.client_class_name }}Config as Config
 
 PROG = f"python -m {__package__}"
 
@@ -56,9 +59,12 @@ def _demo_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _answer(arguments: argparse.Namespace) -> int:
-    prompt = sys.stdin.read() if arguments.prompt == "-" else arguments.prompt
-    client = Client(
+def _config(arguments: argparse.Namespace) -> Config:
+    """The client's config from the arguments, checked, its model's place too (no torch yet)."""
+    from ._config import {{ cookiecutter.client_class_name }}Config
+    from ._model_source import check_model_source
+
+    config = {{ cookiecutter.client_class_name }}Config(
         model_name=arguments.model,
         max_new_tokens=arguments.max_new_tokens,
         do_sample=arguments.temperature is not None,
@@ -66,6 +72,23 @@ async def _answer(arguments: argparse.Namespace) -> int:
         device=arguments.device,
         local_files_only=arguments.local_files_only,
     )
+    check_model_source(config)
+    return config
+
+
+async def _answer(arguments: argparse.Namespace, config: Config) -> int:
+    from autogen_core.models import CreateResult, SystemMessage, UserMessage
+    from huggingface_hub.utils import (  # type: ignore[attr-defined]
+        disable_progress_bars,
+    )
+    from transformers.utils import logging as transformers_logging
+
+    from ._client import {{ cookiecutter.client_class_name }} as Client
+
+    disable_progress_bars()  # no download or loading bars in the answer
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    prompt = sys.stdin.read() if arguments.prompt == "-" else arguments.prompt
+    client = Client(**config.model_dump(exclude_unset=True))
     messages = [UserMessage(content=prompt, source="user")]
     if arguments.system:
         messages.insert(0, SystemMessage(content=arguments.system))  # type: ignore[arg-type]
@@ -91,6 +114,8 @@ async def _answer(arguments: argparse.Namespace) -> int:
 
 def one_line(error: BaseException) -> str:
     """``error`` as one line: its type and message (pydantic's field errors joined)."""
+    from pydantic import ValidationError
+
     if isinstance(error, ValidationError):
         message = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
@@ -108,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _demo_parser() if demo else _prompt_parser()
     arguments = parser.parse_args(argv[1:] if demo else argv)
     try:
-        return asyncio.run(run_demo(arguments.save) if demo else _answer(arguments))
+        if demo:
+            from ._demo import run_demo
+
+            return asyncio.run(run_demo(arguments.save))
+        # A bad value or a missing model is refused here, before torch loads.
+        return asyncio.run(_answer(arguments, _config(arguments)))
     except KeyboardInterrupt:
         return 130
     except Exception as error:

@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._checks import check_messages
 from ._decoding import request_settings
+from ._device import check_device
 from ._engine import Engine, TokenCallback
 from ._generation import AnswerCheck, Constraint, GenerationOutput, GenerationRequest
 from ._json_output import JsonOutput
@@ -43,6 +44,7 @@ from ._remote_engine import RemoteEngine
 from ._model_info import DEFAULT_MODEL_INFO
 from ._prompt import FALLBACK_STOP, ChatMessage, EncodedPrompt, to_chat_tools
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
+from ._tool_choice import request_tool_choice
 from ._tools import ToolCalling, ToolRequest
 from ._vision import load_renderer
 
@@ -125,6 +127,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._model_info = cast(ModelInfo, dict(self._config.model_info or DEFAULT_MODEL_INFO))
         self._settings = self._config.generation_settings()
         check_model_source(self._config)
+        check_device(self._config)
         self._renderer = load_renderer(self._config)
         self._tokenizer = self._renderer.tokenizer
         check_tokenizer(self._tokenizer, self._config.model_name)
@@ -352,6 +355,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         self._check_open()
         settings, passthrough = request_settings(self._settings, extra_create_args)
         chat = self._to_chat(messages)
+        tool_choice = request_tool_choice(self._config.tool_choice, tools, tool_choice)
         tool_request = self._tool_calling.request(tools, tool_choice)
         tools = tools if tool_request.tools else []
         if self._renderer.runs_torch(chat):  # images: preprocessed on the engine's thread

@@ -117,6 +117,12 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
     max_retries: int = Field(
         default=3, ge=0, description="Retries, with backoff, when the server cannot be reached."
     )
+    tool_choice: str = Field(
+        default="auto",
+        description="What a request that leaves tool_choice at 'auto' (as AutoGen's agents do) "
+        "gets when it has tools: 'auto' (the model decides), 'required' (a call to one of them), "
+        "'none' (no tools) or a tool's name (a call to that tool). A request's own choice wins.",
+    )
 {%- if cookiecutter.function_calling %}
     tool_call_format: Literal["auto", "hermes", "llama3", "mistral"] = Field(
         default="auto",
@@ -133,6 +139,13 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
         if not model_name.strip():
             raise ValueError("model_name must not be empty")
         return model_name
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice_not_blank(cls, tool_choice: str) -> str:
+        if not tool_choice.strip():
+            raise ValueError("tool_choice must be 'auto', 'required', 'none' or a tool's name")
+        return tool_choice
 
     @field_validator("model_info")
     @classmethod
