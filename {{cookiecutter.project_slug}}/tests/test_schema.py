@@ -147,9 +147,21 @@ def test_what_the_grammar_only_approximates_is_listed() -> None:
     listed = " ".join(loose.approximated)
     assert "uniqueItems" in listed and "not" in listed and "dependencies" in listed
     lookaround = prepare_schema(REAL_WORLD["look-around pattern"])
-    assert "pattern" not in lookaround.grammar_schema
+    assert lookaround.grammar_schema["pattern"] == "^.*$"  # the look-around left out
     assert "look-around" in " ".join(lookaround.approximated)
     assert lookaround.errors("mode on") and not lookaround.errors("other")
+
+
+def test_property_names_become_patterns_the_grammar_enforces(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    schema = {"type": "object", "propertyNames": {"maxLength": 3}, "maxProperties": 2}
+    prepared = prepare_schema(schema)
+    assert prepared.grammar_schema["patternProperties"] == {"^.{0,3}$": {}}
+    texts, _ = random_walks(tokenizer, prepared.grammar_schema, 40, seed=3)
+    assert texts
+    for text in texts:
+        assert all(len(key) <= 3 for key in json.loads(text)), text
 
 
 def test_draft_04_references_replace_their_siblings() -> None:

@@ -97,7 +97,15 @@ async def test_schemas_the_grammar_only_approximates_still_answer_validly(
             continue
         model.model_validate_json(str(result.content))
         valid += 1
-    assert valid >= 1, f"no answer of 3 validated for {name}"
+    if name in UNREACHABLE:
+        assert valid == 0  # refused, never returned invalid
+    else:
+        assert valid >= 1, f"no answer of 3 validated for {name}"
+
+
+UNREACHABLE = {"unreachable precision"}
+"""Schemas the grammar library gets wrong, which the check catches: for a number in (0, 1e-9),
+llguidance writes 0."""
 
 
 @pytest.mark.parametrize("stream", [False, True])

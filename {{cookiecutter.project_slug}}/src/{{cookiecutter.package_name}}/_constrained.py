@@ -64,7 +64,7 @@ off there, is completed in this process (``Grammar.completion``)."""
 _LONGEST_ENDING = 256
 _RECHECK_EVERY = 16  # tokens between two looks at the way to finish, far from the limit
 _TEXT_PROBE = "\u2603"  # a character that only free text (a string, reasoning) accepts
-_STRUCTURAL = ("}", "]", '"', "0", "false", ",", ":")  # what closes JSON, else the least it takes
+_STRUCTURAL = ("}", "]", '"', "1", "0", "false", ",", ":")  # what closes JSON, else the least it takes
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

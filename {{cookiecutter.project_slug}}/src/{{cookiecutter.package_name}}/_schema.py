@@ -118,9 +118,41 @@ def prepare_schema(schema: Any) -> PreparedSchema:
     error, warnings = _compile(prepared)
     if error:
         raise UnsupportedSchemaError([error])
-    if _uses(prepared, "propertyNames"):  # not enforced, and llguidance does not say so
+    if _uses(prepared, "propertyNames"):  # llguidance ignores it without a word
+        _property_names_as_patterns(prepared)
         warnings.append("propertyNames: checked after generation")
     return PreparedSchema(prepared, tuple(dropped + warnings), schema)
+
+
+def _property_names_as_patterns(node: Any) -> None:
+    """Where an object's extra keys must follow ``propertyNames`` (lengths, a pattern or an
+    enum of strings), say so with ``patternProperties``, which the grammar enforces (in place).
+    """
+    if isinstance(node, list):
+        for item in node:
+            _property_names_as_patterns(item)
+        return
+    if not isinstance(node, dict):
+        return
+    names = node.get("propertyNames")
+    extra = node.get("additionalProperties", True)
+    if isinstance(names, dict) and "patternProperties" not in node and extra is not False:
+        if isinstance(names.get("pattern"), str):
+            pattern = names["pattern"]
+        elif isinstance(names.get("enum"), list) and all(isinstance(v, str) for v in names["enum"]):
+            pattern = "^(" + "|".join(re.escape(v) for v in names["enum"]) + ")$"
+        elif {"minLength", "maxLength"} & set(names):
+            high = names.get("maxLength")
+            upper = "" if high is None else str(int(high))
+            pattern = "^.{" + str(int(names.get("minLength", 0))) + "," + upper + "}$"
+        else:
+            pattern = None
+        if pattern is not None and not _pattern_problem(pattern):
+            node["patternProperties"] = {pattern: {} if extra is True else extra}
+            node["additionalProperties"] = False
+    for key, value in node.items():
+        if key not in ("enum", "const", "default", "examples"):
+            _property_names_as_patterns(value)
 
 
 def _uses(node: Any, keyword: str) -> bool:

@@ -450,17 +450,30 @@ class _Lark:
                 pieces.append(json.dumps(run, ensure_ascii=False))
         return " ".join(pieces) or '""'
 
-    def text(self, hint: str, closer: str) -> str:
-        """Any text, then ``closer``: a lexeme that ends at the first ``closer`` (lexemes are
-        greedy), or text then the added token that starts ``closer`` (text never holds one)."""
+    def text(self, hint: str, closer: str, schema: Any = None) -> str:
+        """A string written raw (an XML value, a Gemma string, reasoning), then ``closer``.
+
+        Its ``enum``/``const`` values when it has them, else text of its ``minLength`` to
+        ``maxLength`` characters (a ``pattern`` or ``format`` is checked afterwards): a lexeme
+        that ends at the first ``closer`` (lexemes are greedy), or text then the added token
+        that starts ``closer`` (text never holds one).
+        """
+        values = _string_values(schema)
+        if values is not None:
+            return self.rule(hint, " | ".join(self.literal(value + closer) for value in values))
+        lengths = ".*"
+        if isinstance(schema, dict) and ({"minLength", "maxLength"} & set(schema)):
+            low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+            lengths = ".{" + str(low) + "," + ("" if high is None else str(int(high))) + "}"
         units = self._vocabulary.units(closer)
         split = next((i for i, unit in enumerate(units) if unit in self._token_ids), len(units))
-        if split == 0:
-            return f"{self.text_lexeme()} {self.literal(closer)}"
         head, rest = "".join(units[:split]), "".join(units[split:])
-        escaped = re.escape(head).replace("\\\n", "\\n").replace("/", "\\/")
         name = f"{re.sub(r'[^A-Z0-9_]', '_', hint.upper())[:24]}_{len(self.rules)}"
-        self.rules[name] = f"/(?s:.*){escaped}/ & ~/(?s:.*{escaped}.+)/"
+        if not head:
+            self.rules[name] = f"/(?s:{lengths})/"
+        else:
+            escaped = re.escape(head).replace("\\\n", "\\n").replace("/", "\\/")
+            self.rules[name] = f"/(?s:{lengths}){escaped}/ & ~/(?s:.*{escaped}.+)/"
         return f"{name} {self.literal(rest)}" if rest else name
 
     def text_lexeme(self) -> str:
@@ -517,7 +530,7 @@ def _xml_arguments(lark: _Lark, syntax: ArgumentSyntax, schema: Mapping[str, Any
     items = []
     for key, value in properties.items():
         if _is_string(value):
-            written = lark.text("value", closing)
+            written = lark.text("value", closing, value)
         else:
             written = f"{lark.json(value)} {lark.literal(closing)}"
         items.append((f"{lark.literal(opening.format(key=key))} {written}", key in required))
@@ -525,19 +538,33 @@ def _xml_arguments(lark: _Lark, syntax: ArgumentSyntax, schema: Mapping[str, Any
 
 
 def _is_string(schema: Any) -> bool:
+    """Whether ``schema`` allows strings only (templates write those bare)."""
+    if _string_values(schema) is not None:
+        return True
     kind = schema.get("type") if isinstance(schema, dict) else None
     return kind == "string" or kind == ["string"]
 
 
+def _string_values(schema: Any) -> list[str] | None:
+    """The values of a string ``enum`` or ``const``; None when it has none (or not only
+    strings)."""
+    if not isinstance(schema, dict):
+        return None
+    values = schema["enum"] if "enum" in schema else [schema["const"]] if "const" in schema else None
+    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+        return values
+    return None
+
+
 def _gemma_value(lark: _Lark, schema: Any, depth: int = 0) -> str:
     """A value in Gemma 4's syntax: ``<|"|>``-quoted strings, bare keys in sorted order,
-    JSON numbers and booleans. Keywords beyond types, properties and items are checked on the
-    answer, not enforced."""
+    JSON numbers and booleans, ``None``. Enums, string lengths and number bounds are enforced;
+    other keywords (patterns, formats, ``allOf``, ...) are checked on the answer."""
     quote = lark.literal(GEMMA_QUOTE)
     if not isinstance(schema, dict) or depth > 8:
         return lark.rule("any", _gemma_any(lark))
     if "enum" in schema or "const" in schema:
-        values = schema.get("enum", [schema.get("const")])
+        values = schema["enum"] if "enum" in schema else [schema["const"]]
         return lark.rule("enum", " | ".join(_gemma_constant(lark, value) for value in values))
     choices = schema.get("anyOf") or schema.get("oneOf")
     if isinstance(choices, list) and choices:
@@ -548,21 +575,18 @@ def _gemma_value(lark: _Lark, schema: Any, depth: int = 0) -> str:
         return lark.rule("any", _gemma_any(lark))
     kind = kinds[0]
     if kind == "string":
-        return f"{quote} {lark.text_lexeme()} {quote}"
-    if kind in ("integer", "number", "boolean", "null"):
-        return {
-            "integer": "/-?(0|[1-9][0-9]*)/",
-            "number": "/-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?/",
-            "boolean": '"true" | "false"',
-            "null": '"None"',
-        }[kind]
+        return f"{quote} {lark.text('string', GEMMA_QUOTE, schema)}"
+    if kind in ("integer", "number", "boolean"):
+        return lark.json(schema)  # written as JSON writes them, bounds enforced
+    if kind == "null":
+        return '"None"'
     if kind == "array":
         item = _gemma_value(lark, schema.get("items", {}), depth + 1)
         return lark.rule("array", f'"[" ({item} ("," {item})*)? "]"')
     properties = schema.get("properties") or {}
     required = set(schema.get("required") or [])
     items = [
-        (f'"{key}:" {_gemma_value(lark, value, depth + 1)}', key in required)
+        (f"{json.dumps(key + ':')} {_gemma_value(lark, value, depth + 1)}", key in required)
         for key, value in sorted(properties.items())
     ]
     members = lark.sequence("members", items, ",")
