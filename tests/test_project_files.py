@@ -137,7 +137,7 @@ def test_readme_lists_every_benchmark_and_the_offline_demo(
     readme = (project / "README.md").read_text("utf-8")
     benchmarks = TEMPLATE / "{{cookiecutter.project_slug}}" / "benchmarks"
     scripts = sorted(path.name for path in benchmarks.glob("bench_*.py"))
-    assert len(scripts) == 5
+    assert len(scripts) == 6
     for script in scripts:
         assert (f"`benchmarks/{script}`" in readme) is (project / "benchmarks" / script).is_file()
     assert "python -m autogen_huggingface_client demo" in readme

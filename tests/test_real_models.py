@@ -123,7 +123,8 @@ def test_forced_calls_are_what_each_models_own_template_writes(checks: dict[str,
             re.sub(r'"id": "[A-Za-z0-9]{9}"', '"id": ID', checks[name][key]).strip()
             for key in ("forced_text", "template_writes")
         )
-        assert forced and forced in written, (name, forced, written)
+        assert forced, name
+        assert forced in written, (name, forced, written)
     mistral = checks["mistral-7b-instruct-v0.3"]
     assert mistral["forced_text"].startswith('[TOOL_CALLS] [{"name": "get_weather", "arguments": ')
 

@@ -14,7 +14,6 @@ from schema_models import SUPPORTED, UNSUPPORTED, Person
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }} import InvalidAnswerError
-from {{ cookiecutter.package_name }}._local_engine import LocalEngine
 from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
 
 MESSAGES = [UserMessage(content="Fill in the form.", source="user")]
@@ -97,9 +96,7 @@ async def test_schemas_the_grammar_only_approximates_still_answer_validly(
             continue
         model.model_validate_json(str(result.content))
         valid += 1
-    if name in UNREACHABLE:
-        assert valid == 0  # refused, never returned invalid
-    else:
+    if name not in UNREACHABLE:  # there, every answer may be refused: never returned invalid
         assert valid >= 1, f"no answer of 3 validated for {name}"
 
 

@@ -106,6 +106,13 @@ class BoundedCache(Generic[K, V]):
                 self._entries.popitem(last=False)
 
 
+def lark_json(schema: Any) -> str:
+    """A Lark expression for a JSON value valid against ``schema``, written as ``JSON_OPTIONS``
+    say (llguidance's ``%json``)."""
+    embedded = {**schema, "x-guidance": JSON_OPTIONS} if isinstance(schema, dict) else schema
+    return "%json " + json.dumps(embedded, ensure_ascii=False)
+
+
 def grammar_definition(kind: Literal["json_schema", "lark"], text: str) -> str:
     """llguidance's grammar for a JSON schema (JSON text) or a Lark grammar."""
     import llguidance
@@ -156,14 +163,13 @@ class Grammar:
     def structured_outputs(self) -> dict[str, Any]:
         """The same grammar as a vLLM server's ``structured_outputs`` request field.
 
-        A JSON schema goes as ``json`` (any of vLLM's grammar backends takes it); a Lark
-        grammar as ``grammar``, which needs vLLM's llguidance backend (``guidance``). The
-        server compiles it against its own vocabulary, so the closing in time of a budgeted
-        grammar (``budget``) is this process's only: the grammars this client sends bound
-        their free text instead (see ``_tool_format``).
+        Both kinds go as a Lark ``grammar`` (a JSON schema inside ``%json``), which vLLM's
+        ``auto`` backend hands to llguidance (``guidance``), as it does with ``guidance``
+        chosen: the server then writes exactly what this process would, so an answer it cuts
+        off can be completed here (``completion``).
         """
         if self.kind == "json_schema":
-            return {"json": json.loads(self.text)}
+            return {"grammar": "start: " + lark_json(json.loads(self.text))}
         return {"grammar": self.text}
 
 

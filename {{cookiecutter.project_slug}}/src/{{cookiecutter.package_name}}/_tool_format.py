@@ -25,7 +25,7 @@ from autogen_core.models import (
 )
 from transformers import PreTrainedTokenizerBase
 
-from ._constrained import JSON_OPTIONS
+from ._constrained import lark_json
 from ._text import THINK_CLOSE
 from ._tool_parsers import (
     GEMMA_QUOTE,
@@ -483,8 +483,7 @@ class _Lark:
 
     def json(self, schema: Any) -> str:
         """A JSON value valid against ``schema``, written as ``json.dumps`` does."""
-        embedded = {**schema, "x-guidance": JSON_OPTIONS} if isinstance(schema, dict) else schema
-        return "%json " + json.dumps(embedded, ensure_ascii=False)
+        return lark_json(schema)
 
     def sequence(self, hint: str, items: Sequence[tuple[str, bool]], separator: str) -> str:
         """``items`` (each Lark, and whether it is required) in order, ``separator`` between
