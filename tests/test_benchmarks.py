@@ -89,6 +89,36 @@ def test_tools_benchmark_forces_calls_and_reads_native_ones(baked: Path, tiny_mo
     _targets_reported(printed, result["targets"])
 
 
+def test_schemas_benchmark_counts_coverage_validity_and_refusals(
+    baked: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    corpus = {
+        "github": {
+            "a.json": {"type": "object", "properties": {"n": {"type": "integer"}}},
+            "b.json": {"x-vendor": 1, "type": "array", "items": {"enum": ["x", "y"]}},
+        },
+        "store": {
+            "c.json": {"type": "string", "pattern": "^(?!no)[a-z]{1,8}$"},
+            "d.json": {"$ref": "https://example.com/elsewhere.json"},
+        },
+    }
+    for folder, files in corpus.items():
+        (tmp_path / folder).mkdir()
+        for name, schema in files.items():
+            (tmp_path / folder / name).write_text(json.dumps(schema), "utf-8")
+    printed, result = _bench(
+        baked, "bench_schemas", str(tmp_path), "--model", str(tiny_model), "--budget", "48"
+    )
+    assert result["schemas"] == 4
+    assert result["accepted"] == 3
+    assert result["crashes"] == 0
+    assert len(result["refused"]) == 1
+    assert result["refused"][0].startswith("store/d.json")
+    assert sum(result["outcomes"].values()) == 4
+    assert result["compile_p95_ms"] >= result["compile_p50_ms"] > 0
+    _targets_reported(printed, result["targets"])
+
+
 def test_engine_benchmark_compares_workloads_with_their_baselines(
     baked: Path, tiny_model: Path
 ) -> None:

@@ -52,8 +52,10 @@ def sample(corpus: Path, per_folder: int) -> list[Path]:
     chosen: list[Path] = []
     for folder in sorted(p for p in corpus.iterdir() if p.is_dir()):
         files = sorted(folder.glob("*.json"))
-        step = len(files) / per_folder if files else 0
-        chosen += [files[int(i * step)] for i in range(min(per_folder, len(files)))]
+        if len(files) <= per_folder:
+            chosen += files
+        else:
+            chosen += [files[len(files) * i // per_folder] for i in range(per_folder)]
     return chosen
 
 

@@ -316,17 +316,11 @@ def test_model_info_reports_json_output() -> None:
 
 async def test_json_mode_is_valid_on_both_engines(engine_client: Client) -> None:
     """The same grammar in this process and as a vLLM server's structured outputs."""
-    valid = 0
     for seed in range(3):
         result = await engine_client.create(
             MESSAGES,
             json_output=True,
-            extra_create_args={"seed": seed, "do_sample": True, "max_new_tokens": 200},
+            extra_create_args={"seed": seed, "do_sample": True, "max_new_tokens": 40},
         )
-        assert " " * 17 not in str(result.content), "whitespace runs are bounded"
-        if result.finish_reason == "length":
-            continue
-        assert result.finish_reason == "stop"
+        assert result.finish_reason == "stop"  # closed in time, on a server too
         assert isinstance(json.loads(str(result.content)), dict)
-        valid += 1
-    assert valid >= 1

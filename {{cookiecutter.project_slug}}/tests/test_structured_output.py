@@ -125,15 +125,11 @@ async def test_assistant_agent_returns_a_structured_message(
 
 async def test_structured_output_validates_on_both_engines(engine_client: Client) -> None:
     """The same grammar in this process and as a vLLM server's structured outputs."""
-    valid = 0
     for seed in range(4):
         result = await engine_client.create(
             MESSAGES,
             json_output=Verdict,
-            extra_create_args={"seed": seed, "do_sample": True, "max_new_tokens": 120},
+            extra_create_args={"seed": seed, "do_sample": True, "max_new_tokens": 60},
         )
-        if result.finish_reason == "length":
-            continue
+        assert result.finish_reason == "stop"  # closed in time, on a server too
         Verdict.model_validate_json(str(result.content))
-        valid += 1
-    assert valid >= 2, f"{valid} of 4 answers finished within the token budget"

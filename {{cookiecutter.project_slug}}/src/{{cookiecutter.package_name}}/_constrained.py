@@ -54,6 +54,9 @@ JSON_OPTIONS: dict[str, Any] = {
 """How llguidance writes JSON: as ``json.dumps`` does (and chat templates do), ignoring the
 keywords it cannot enforce (the answer is checked against them afterwards, see ``_schema``)."""
 
+LLGUIDANCE_HEADER = "%llguidance {}"
+"""Heads a Lark grammar as llguidance's dialect (a server's other grammar backends refuse it)."""
+
 ENDING_MARGIN = 8
 """Tokens of slack when a budgeted grammar decides it must start closing (see ``Grammar``)."""
 
@@ -163,14 +166,15 @@ class Grammar:
     def structured_outputs(self) -> dict[str, Any]:
         """The same grammar as a vLLM server's ``structured_outputs`` request field.
 
-        Both kinds go as a Lark ``grammar`` (a JSON schema inside ``%json``), which vLLM's
-        ``auto`` backend hands to llguidance (``guidance``), as it does with ``guidance``
-        chosen: the server then writes exactly what this process would, so an answer it cuts
-        off can be completed here (``completion``).
+        Both kinds go as a Lark ``grammar`` (a JSON schema inside ``%json``) headed by
+        ``%llguidance {}``, which xgrammar refuses, so vLLM's ``auto`` backend hands it to
+        llguidance (``guidance``): the server then writes exactly what this process would, and
+        an answer it cuts off can be completed here (``completion``).
         """
+        text = self.text
         if self.kind == "json_schema":
-            return {"grammar": "start: " + lark_json(json.loads(self.text))}
-        return {"grammar": self.text}
+            text = "start: " + lark_json(json.loads(text))
+        return {"grammar": f"{LLGUIDANCE_HEADER}\n{text}"}
 
 
     def server_reserve(self) -> int:
@@ -327,19 +331,19 @@ class GrammarState:
             logits.fill_(float("-inf"))
             logits[chosen] = 0.0
             return
-        logits.masked_fill_(~self._allowed(self._matcher), float("-inf"))
+        logits.masked_fill_(self._forbidden(self._matcher), float("-inf"))
 
-    def _allowed(self, matcher: llguidance.LLMatcher) -> torch.Tensor:
-        """Which tokens ``matcher`` allows next (stop tokens once it is complete), as booleans."""
+    def _forbidden(self, matcher: llguidance.LLMatcher) -> torch.Tensor:
+        """Which tokens ``matcher`` forbids next (stop tokens until it is complete)."""
         if matcher.is_stopped():
-            allowed = torch.zeros(self._vocab_size, dtype=torch.bool)
+            forbidden = torch.ones(self._vocab_size, dtype=torch.bool)
         else:
             bias = matcher.compute_logit_bias()  # one byte a token: 0 forbidden, 200 allowed
-            allowed = torch.frombuffer(bytearray(bias), dtype=torch.uint8).bool()
+            forbidden = torch.frombuffer(bytearray(bias), dtype=torch.uint8) == 0
         if matcher.is_error():
             raise RuntimeError(f"The grammar failed: {matcher.get_error()}")
-        allowed[self._stop_index] = matcher.is_accepting()
-        return allowed
+        forbidden[self._stop_index] = not matcher.is_accepting()
+        return forbidden
 
     def accept(self, token_id: int) -> None:
         """Advance past the token that was chosen."""
@@ -401,9 +405,9 @@ class GrammarState:
                     ending.extend(sequence)
                     break
             else:
-                allowed = self._allowed(walk)
-                allowed[self._stop_index] = False
-                first = allowed.nonzero()
+                forbidden = self._forbidden(walk)
+                forbidden[self._stop_index] = True
+                first = (~forbidden).nonzero()
                 if not len(first) or not walk.consume_token(int(first[0])):
                     return None
                 ending.append(int(first[0]))
