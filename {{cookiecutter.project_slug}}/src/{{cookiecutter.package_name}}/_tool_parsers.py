@@ -233,17 +233,20 @@ class _Patterns:
 @functools.lru_cache(maxsize=16)
 def _patterns(call_format: CallFormat) -> _Patterns:
     opening = call_format.json_open if call_format.json_keys else call_format.call_open
-    if call_format.has_marker:
-        start = lenient(call_format.opening)
-    else:  # a bare JSON object: it starts with one of its keys
-        keys = "|".join(re.escape(key) for key in call_format.json_keys or ("name",))
-        start = r'(?=\{\s*"(?:' + keys + r')"\s*:)'
+    keys = "|".join(re.escape(key) for key in call_format.json_keys or ("name",))
+    json_start = r'(?=\{\s*"(?:' + keys + r')"\s*:)'  # a call's object starts with a key
+    start = lenient(call_format.opening) if call_format.has_marker else json_start
     separator = call_format.separator or ""
+    next_call = separator + opening
     separator = lenient(separator) if separator.strip() else _SEPARATORS  # blank: ";" "," too
+    if next_call.strip() or not call_format.json_keys:
+        next_call = separator + lenient(opening)
+    else:  # calls written one after the other (Llama 4): the next one is the next object
+        next_call = separator + json_start
     closing = call_format.json_close if call_format.json_keys else call_format.call_close
     return _Patterns(
         start=re.compile(start),
-        next_call=re.compile(separator + lenient(opening)),
+        next_call=re.compile(next_call),
         between=re.compile(lenient(call_format.between)),
         call_close=re.compile(lenient(closing)),
         calls_close=re.compile(lenient(call_format.calls_close)),
