@@ -109,6 +109,25 @@ def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
     return chat
 
 
+def with_text_arguments(chat: list[ChatMessage]) -> list[ChatMessage]:
+    """``chat`` with its tool calls' arguments as JSON strings, for templates that write them
+    as text (Functionary v3.2)."""
+
+    def call(entry: dict[str, Any]) -> dict[str, Any]:
+        function = entry["function"]
+        arguments = function["arguments"]
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        return {**entry, "function": {**function, "arguments": arguments}}
+
+    return [
+        {**message, "tool_calls": [call(entry) for entry in message["tool_calls"]]}
+        if message.get("tool_calls")
+        else message
+        for message in chat
+    ]
+
+
 def to_chat_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]] | None:
     """Tools as chat templates take them: ``{"type": "function", "function": schema}``."""
     if not tools:
@@ -197,10 +216,15 @@ class PromptRenderer:
         messages: Sequence[LLMMessage],
         tools: list[dict[str, Any]] | None,
         add_generation_prompt: bool,
+        /,
+        *,
+        text_arguments: bool = False,
     ) -> str:
-        """The prompt text of ``messages`` as the template renders it (no system folding)."""
+        """The prompt text of ``messages`` as the template renders it (no system folding);
+        ``text_arguments``: tool-call arguments as JSON strings (see :func:`with_text_arguments`)."""
+        chat = self.to_chat(messages)
         text = self.tokenizer.apply_chat_template(
-            self.to_chat(messages),
+            with_text_arguments(chat) if text_arguments else chat,
             tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools or self._no_tools),
             chat_template=self._template,
             add_generation_prompt=add_generation_prompt,

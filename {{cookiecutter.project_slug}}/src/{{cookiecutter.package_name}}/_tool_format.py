@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from autogen_core import FunctionCall
 from autogen_core.models import (
@@ -46,8 +46,23 @@ DEFAULT_SYNTAX: SyntaxName = "hermes"
 MAX_ARGUMENT_WHITESPACE = 1
 """Most whitespace characters between two tokens of forced arguments (as templates write)."""
 
-Render = Callable[[Sequence[LLMMessage], list[dict[str, Any]] | None, bool], str]
-"""Renders messages (with tools, with the generation prompt or not) through the template."""
+
+
+class Render(Protocol):
+    """Renders messages (with tools, with the generation prompt or not) through the template;
+    ``text_arguments``: tool-call arguments as JSON strings, not dicts."""
+
+    def __call__(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool,
+        /,
+        *,
+        text_arguments: bool = False,
+    ) -> str: ...
+
+
 Writer = Callable[[Sequence[tuple[str, str, Any]]], str]
 """Writes calls, each ``(name, id, arguments)``, as one assistant answer."""
 
@@ -68,10 +83,14 @@ _PROBES = (
     _Probe("probe_fn_alpha", "pRbId0001", {"probe_text": "Probe text one", "probe_count": 48213}),
     _Probe("probe_fn_beta", "pRbId0002", {"probe_text": "Probe text two", "probe_count": 7051}),
 )
-_PROBE_SCHEMA = {
+_PROBE_SCHEMA = {  # as AutoGen writes schemas: templates may read any of these keys
     "type": "object",
-    "properties": {"probe_text": {"type": "string"}, "probe_count": {"type": "integer"}},
+    "properties": {
+        "probe_text": {"type": "string", "description": "A text.", "title": "Probe Text"},
+        "probe_count": {"type": "integer", "description": "A count.", "title": "Probe Count"},
+    },
     "required": ["probe_text", "probe_count"],
+    "additionalProperties": False,
 }
 _PROBE_TOOLS = [
     {
@@ -81,6 +100,14 @@ _PROBE_TOOLS = [
     for p in _PROBES
 ]
 _PROBE_RESULT = "Probe result text."
+_PROBE_RESULTS = FunctionExecutionResultMessage(
+    content=[
+        FunctionExecutionResult(
+            content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
+        )
+    ]
+)
+_PROBE_ANSWER = AssistantMessage(content="Probe answer.", source="assistant")
 _SHORTEST_SHARED_EXCLUDE = 6  # shorter shared pieces would keep ordinary words out of strings
 _TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
 _XML_VALUE_CLOSERS: Mapping[ArgumentSyntax, str] = {
@@ -141,6 +168,9 @@ class ToolTemplate:
     """The template writes an assistant turn's tool calls."""
     renders_results: bool
     """The template writes tool results."""
+    text_arguments: bool = False
+    """The template writes tool-call arguments given as JSON strings, not as dicts
+    (Functionary v3.2 concatenates them to text)."""
     problem: str | None = None
     """Why the template's call syntax could not be learnt (the default syntax is used)."""
 
@@ -196,57 +226,72 @@ def _assistant(probes: Sequence[_Probe]) -> AssistantMessage:
 def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     """What the template does with tools, learnt from probe renders.
 
-    A template that writes no calls gets the default syntax (the client then writes calls and
-    the tools into the prompt itself); one whose calls cannot be understood too, with the
-    reason in ``problem``.
+    Calls are probed with their arguments as dicts, then (when the template cannot write
+    those) as JSON strings. A template that writes no calls gets the default syntax (the
+    client then writes calls and the tools into the prompt itself); one whose calls cannot be
+    understood too, with the reason in ``problem``.
     """
+    user = UserMessage(content="Probe request.", source="user")
 
-    def attempt(messages: Sequence[LLMMessage], tools: list[dict[str, Any]] | None) -> str | None:
+    def attempt(
+        messages: Sequence[LLMMessage], text_arguments: bool, generation_prompt: bool = False
+    ) -> str | None:
         try:
-            return render(messages, tools, False)
+            return render(
+                [user, *messages], _PROBE_TOOLS, generation_prompt, text_arguments=text_arguments
+            )
         except Exception:  # a template may refuse any probe (raise_exception, missing keys)
             return None
 
-    user = UserMessage(content="Probe request.", source="user")
+    prompt = attempt([], False, True) or ""
     try:
-        prompt = render([user], _PROBE_TOOLS, True)
         renders_tools = _PROBES[0].name in prompt and _PROBES[0].name not in render(
             [user], None, True
         )
     except Exception:
-        prompt, renders_tools = "", False
-    base = attempt([user, _assistant([])], _PROBE_TOOLS)
-    one = attempt([user, _assistant(_PROBES[:1])], _PROBE_TOOLS)
-    two = attempt([user, _assistant(_PROBES)], _PROBE_TOOLS)
-    result = FunctionExecutionResult(
-        content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
-    )
-    answered = attempt(
-        [user, _assistant(_PROBES[:1]), FunctionExecutionResultMessage(content=[result])],
-        _PROBE_TOOLS,
-    )
-    renders_results = _PROBE_RESULT in (answered or "")
+        renders_tools = False
+    # An empty answer shows what the template writes around any answer; some templates
+    # refuse an empty one without calls, so a text answer stands in for it.
+    base = attempt([_assistant([])], False) or attempt([_PROBE_ANSWER], False)
     default = written_format(WRITERS[DEFAULT_SYNTAX], vocabulary)
-    if base is None or one is None or _PROBES[0].name not in one:
-        return ToolTemplate(default, renders_tools, False, renders_results)
-    blocks = [_added_text(base, prompt, one, vocabulary)]
-    if two is not None and _PROBES[1].name in two:
-        blocks.append(_added_text(base, prompt, two, vocabulary))
-    try:
-        call_format = _analyze(blocks[0], blocks[1] if len(blocks) > 1 else None, vocabulary)
-    except (LearningError, MalformedToolCallError) as error:
-        return ToolTemplate(default, renders_tools, True, renders_results, problem=str(error))
-    return ToolTemplate(call_format, renders_tools, True, renders_results)
+    learnt: ToolTemplate | None = None
+    for text_arguments in (False, True):
+        one = attempt([_assistant(_PROBES[:1])], text_arguments)
+        if base is None or one is None or _PROBES[0].name not in one:
+            continue
+        two = attempt([_assistant(_PROBES)], text_arguments)
+        answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], text_arguments)
+        renders_results = _PROBE_RESULT in (answered or "")
+        prompted, block = _added_text(base, prompt, one, vocabulary)
+        blocks = [block]
+        if two is not None and _PROBES[1].name in two:
+            blocks.append(_added_text(base, prompt, two, vocabulary)[1])
+        try:
+            call_format = _analyze(
+                prompted + blocks[0], prompted + blocks[1] if len(blocks) > 1 else None, vocabulary
+            )
+        except (LearningError, MalformedToolCallError) as error:
+            learnt = learnt or ToolTemplate(
+                default, renders_tools, True, renders_results, problem=str(error)
+            )
+            continue
+        call_format = replace(call_format, prompted=prompted)
+        return ToolTemplate(call_format, renders_tools, True, renders_results, text_arguments)
+    if learnt is not None:
+        return learnt
+    answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], False)
+    return ToolTemplate(default, renders_tools, False, _PROBE_RESULT in (answered or ""))
 
 
-def _added_text(base: str, prompt: str, longer: str, vocabulary: Vocabulary) -> str:
+def _added_text(base: str, prompt: str, longer: str, vocabulary: Vocabulary) -> tuple[str, str]:
     """What the model writes for calls: what ``longer`` has where ``base`` has the empty answer,
-    after what ``prompt`` (the generation prompt) already holds. Tokens stay whole."""
+    after what ``prompt`` (the generation prompt) already holds; and the part of the calls'
+    opening that the generation prompt holds (Functionary v3.2's ``>>>``). Tokens stay whole."""
     short, long = vocabulary.units(base), vocabulary.units(longer)
     shared = _common(short, long)
     prefix = max(shared, _common(vocabulary.units(prompt), long))
     suffix = min(_common(short[::-1], long[::-1]), len(short) - shared, len(long) - prefix)
-    return "".join(long[prefix : len(long) - suffix])
+    return "".join(long[shared:prefix]), "".join(long[prefix : len(long) - suffix])
 
 
 def _common(first: Sequence[str], second: Sequence[str]) -> int:

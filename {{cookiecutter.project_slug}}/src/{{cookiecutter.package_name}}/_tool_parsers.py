@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml"]
@@ -77,6 +78,22 @@ class CallFormat:
     json_keys: tuple[str, str] | None = None
     json_open: str = ""
     json_close: str = ""
+    prompted: str = ""
+    """The start of the opening that the generation prompt already writes (Functionary v3.2's
+    ``>>>``): the model's answer goes on from there, so it is read with this text before it."""
+
+    def after_prompt(self) -> CallFormat:
+        """The format of one call as the model writes it after the prompt: without the part
+        of the first call's opening that the prompt holds."""
+        calls_open = _without_start(self.calls_open, self.prompted)
+        rest = self.prompted[len(self.calls_open) - len(calls_open) :]
+        return replace(
+            self,
+            calls_open=calls_open,
+            call_open=_without_start(self.call_open, rest),
+            json_open=_without_start(self.json_open, rest),
+            prompted="",
+        )
 
     @property
     def opening(self) -> str:
@@ -87,6 +104,11 @@ class CallFormat:
     def has_marker(self) -> bool:
         """Whether calls open with a marker (not just a JSON object)."""
         return bool(self.opening.strip())
+
+
+def _without_start(text: str, start: str) -> str:
+    """``text`` without the longest beginning it shares with ``start``."""
+    return text[len(os.path.commonprefix([text, start])) :]
 
 
 def arguments_json(arguments: Any) -> str:

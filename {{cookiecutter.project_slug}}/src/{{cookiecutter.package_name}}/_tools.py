@@ -17,7 +17,7 @@ from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._constrained import Grammar, require_xgrammar
 from ._generation import GenerationOutput
-from ._prompt import ChatMessage, PromptRenderer, to_chat_tools
+from ._prompt import ChatMessage, PromptRenderer, to_chat_tools, with_text_arguments
 from ._text import THINK_CLOSE, ResponseParser, single_token_id
 from ._tool_format import (
     DEFAULT_SYNTAX,
@@ -135,6 +135,8 @@ class ToolCalling:
         self.hold_from = self._hold_from()
 
     def _hold_from(self) -> tuple[str, ...]:
+        if self.format.prompted:  # the answer may be a call from its first token
+            return ("",)
         opening = self.format.opening.strip()
         if opening:
             first = self._vocabulary.units(opening)[0]
@@ -157,6 +159,8 @@ class ToolCalling:
         template = self.template
         if not template.renders_calls or not template.renders_results:
             chat = self._history_as_text(chat)
+        if template.text_arguments:
+            chat = with_text_arguments(chat)
         if tools and not template.renders_tools:
             return _with_system_text(chat, self.tools_section(tools)), None
         return chat, tools
@@ -245,7 +249,7 @@ class ToolCalling:
         if not request.forced:
             return settings, None
         tag = call_structural_tag(
-            self.format,
+            self.format.after_prompt(),
             request.forced,
             self._vocabulary,
             markers=self.markers,
@@ -257,7 +261,7 @@ class ToolCalling:
             self._tokenizer,
             kept=tuple(m for m in self.markers if m in self._vocabulary.special),
             budget=max_new_tokens,
-            closers=closers(self.format, starts_in_thought=starts_in_thought),
+            closers=closers(self.format.after_prompt(), starts_in_thought=starts_in_thought),
         )
         return settings.model_copy(update={"stop": []}), grammar
 
@@ -286,7 +290,7 @@ class ToolCalling:
                 if request.starts_in_thought:
                     reasoning, _, raw = raw.partition(THINK_CLOSE)
                     thought = reasoning.strip() or None
-                parsed = read_calls(self._strip_end(raw), self.format, schemas)
+                parsed = read_calls(self._answer_text(raw), self.format, schemas)
             elif self.uses_tokenizer_parser:
                 prefix = self._decode_raw(request.prompt_ids)
                 parsed = parse_with_tokenizer(
@@ -301,7 +305,7 @@ class ToolCalling:
                 )
                 content.feed(raw)
                 content.finish()
-                parsed = read_calls(self._strip_end(content.content), self.format, schemas)
+                parsed = read_calls(self._answer_text(content.content), self.format, schemas)
         except MalformedToolCallError as error:
             warnings.warn(
                 f"The answer looks like a tool call but cannot be read ({error}); it is returned "
@@ -330,6 +334,11 @@ class ToolCalling:
         text = self._tokenizer.decode(token_ids, skip_special_tokens=False)
         assert isinstance(text, str)
         return text
+
+    def _answer_text(self, text: str) -> str:
+        """The answer as calls are read from it: after the part of their opening that the
+        prompt holds, without the special tokens that end it."""
+        return self.format.prompted + self._strip_end(text)
 
     def _strip_end(self, text: str) -> str:
         """``text`` without the special tokens (not the format's markers) that close it."""
