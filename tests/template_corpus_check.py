@@ -8,8 +8,8 @@ Run with the baked project's ``src`` and ``tests`` on ``PYTHONPATH`` (the packag
 ``CORPUS_DIR`` holds ``*.jinja`` chat templates (llama.cpp's ``models/templates``, vLLM's
 ``examples/tool_chat_template_*.jinja``...). Each template goes on a tiny random model with
 the tests' small trained tokenizer, to which the markers written in the template's string
-literals (``<|...|>``, ``<｜...｜>``, ``[UPPER]``, ``<tag>``) are added as special tokens, as the
-real tokenizers have them. Per template it reports:
+literals (``<|...|>``, DeepSeek's full-width bars, ``[UPPER]``, ``<tag>``) are added as
+special tokens, as the real tokenizers have them. Per template it reports:
 
 - ``ctor``: the client is created (an exception is the failure);
 - ``format``: the call format learnt (or ``default`` where the template renders no calls);
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
 import sys
@@ -51,7 +52,7 @@ from scripting import scripted_args
 from transformers import AutoTokenizer
 
 MARKER = re.compile(
-    r"<\|[^|<>\s]{1,40}\|>|<｜[^｜]{1,60}｜>|\[/?[A-Z_]{3,}\]|</?[A-Za-z_][\w:.\-]{0,30}>"
+    r"<\|[^|<>\s]{1,40}\|>|<\uff5c[^\uff5c]{1,60}\uff5c>|\[/?[A-Z_]{3,}\]|</?[A-Za-z_][\w:.\-]{0,30}>"
     r"|<\|[A-Za-z_\"]{1,30}>|<[A-Za-z_\"]{1,30}\|>"
 )
 """Marker-like texts; those in a template's string literals become special tokens."""
@@ -64,9 +65,7 @@ CALL_ID = "call0abcd"
 
 def _tool(name: str, description: str, properties: dict[str, Any]) -> ToolSchema:
     schema = {"type": "object", "properties": properties, "required": list(properties)}
-    return ToolSchema(
-        name=name, description=description, parameters=cast(ParametersSchema, schema)
-    )
+    return ToolSchema(name=name, description=description, parameters=cast(ParametersSchema, schema))
 
 
 WEATHER = _tool(
@@ -102,9 +101,11 @@ def _chat_tools() -> list[dict[str, Any]]:
 
 
 def native_answer(tokenizer: Any, calls: Sequence[tuple[str, dict[str, Any]]]) -> str | None:
-    """The answer text the template writes for ``calls`` (arguments as a dict, else as a JSON
-    string, whichever it renders with their values); None when it writes neither."""
-    for as_string in (False, True):
+    """The answer text the template writes for ``calls``, in the first form it writes them
+    with their values (arguments as a dict or a JSON string; with the tools or without;
+    content "" or None); None when it writes none."""
+    forms = itertools.product((False, True), (_chat_tools(), None), ("", None))
+    for as_string, tools, content in forms:
         tool_calls = [
             {
                 "id": CALL_ID if index == 0 else f"call{index}abcde"[:9],
@@ -116,28 +117,42 @@ def native_answer(tokenizer: Any, calls: Sequence[tuple[str, dict[str, Any]]]) -
             }
             for index, (name, args) in enumerate(calls)
         ]
-        turn = {"role": "assistant", "content": "", "tool_calls": tool_calls}
-        empty = {"role": "assistant", "content": ""}
+        turn = {"role": "assistant", "content": content, "tool_calls": tool_calls}
         user = {"role": "user", "content": "Hi."}
         try:
-            full = _ids(tokenizer, [user, turn], False)
-            base = _ids(tokenizer, [user, empty], False)
-            prompt = _ids(tokenizer, [user], True)
-        except Exception:  # the template refuses: try the other form
+            full = _ids(tokenizer, [user, turn], tools, False)
+            prompt = _ids(tokenizer, [user], tools, True)
+        except Exception:  # the template refuses this form: try the next
             continue
-        start = _shared(prompt, full)
-        end = min(_shared(base[::-1], full[::-1]), len(full) - start)
+        bases = []  # what an empty answer and a text answer share with it is no call
+        for answer in ("", "Done."):
+            try:
+                bases.append(
+                    _ids(tokenizer, [user, {"role": "assistant", "content": answer}], tools, False)
+                )
+            except Exception:
+                continue
+        shared = min(_shared(base, full) for base in bases)
+        start = max(shared, _shared(prompt, full))
+        end = min(min(_shared(base[::-1], full[::-1]), len(base) - shared) for base in bases)
+        end = min(end, len(full) - start)
         text = tokenizer.decode(full[start : len(full) - end], skip_special_tokens=False)
         values = [v for _, args in calls for v in args.values()]
-        written = (lambda v: str(v) in text or json.dumps(v, ensure_ascii=False)[1:-1] in text)
-        if all(name in text for name, _ in calls) and all(map(written, values)):
+        if all(name in text for name, _ in calls) and all(_written(v, text) for v in values):
             return str(text)
     return None
 
 
-def _ids(tokenizer: Any, chat: list[dict[str, Any]], generation_prompt: bool) -> list[int]:
+def _written(value: Any, text: str) -> bool:
+    """Whether ``text`` holds ``value``, bare or as JSON writes it in a string."""
+    return str(value) in text or json.dumps(value, ensure_ascii=False)[1:-1] in text
+
+
+def _ids(
+    tokenizer: Any, chat: list[dict[str, Any]], tools: Any, generation_prompt: bool
+) -> list[int]:
     text = tokenizer.apply_chat_template(
-        chat, tools=_chat_tools(), tokenize=False, add_generation_prompt=generation_prompt
+        chat, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
     )
     return list(tokenizer.encode(text, add_special_tokens=False))
 
@@ -156,6 +171,9 @@ def _squeezed(text: str) -> str:
 
 
 async def _read(client: Client, tokenizer: Any, answer: str) -> list[tuple[str, Any]]:
+    prompt = client._encode(client._to_chat([ASK]), TOOLS).input_ids
+    if tokenizer.decode(prompt[-4:]).rstrip().endswith("<think>"):  # reasoning comes first
+        answer = "I will call it.\n</think>\n\n" + answer.rpartition("</think>")[2].lstrip()
     result = await client.create(
         [ASK], tools=TOOLS, extra_create_args=scripted_args(tokenizer, answer)
     )
@@ -243,7 +261,9 @@ async def check(path: Path, workdir: Path) -> dict[str, Any]:
     """The checks of one template."""
     text = path.read_text("utf-8")
     model = build_tiny_model(
-        workdir / path.stem, chat_template=text, special_tokens=[BOS, *markers(text)],
+        workdir / path.stem,
+        chat_template=text,
+        special_tokens=[BOS, *markers(text)],
         max_position_embeddings=16384,
     )
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -263,7 +283,9 @@ async def check(path: Path, workdir: Path) -> dict[str, Any]:
         row["renders"] = "".join(
             flag if on else "-"
             for flag, on in zip(
-                "TCR", (template.renders_tools, template.renders_calls, template.renders_results)
+                "TCR",
+                (template.renders_tools, template.renders_calls, template.renders_results),
+                strict=True,
             )
         )
         row["problem"] = template.problem

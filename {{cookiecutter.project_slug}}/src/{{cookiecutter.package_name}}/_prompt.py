@@ -109,23 +109,32 @@ def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
     return chat
 
 
-def with_text_arguments(chat: list[ChatMessage]) -> list[ChatMessage]:
-    """``chat`` with its tool calls' arguments as JSON strings, for templates that write them
-    as text (Functionary v3.2)."""
+@dataclass(frozen=True)
+class CallTurns:
+    """How a chat template takes assistant turns with tool calls (learnt by probing).
 
-    def call(entry: dict[str, Any]) -> dict[str, Any]:
+    transformers drops keys whose value is ``None`` before rendering, so a template that writes
+    calls only for ``content`` none (DeepSeek R1 Distill Llama's) cannot be given them."""
+
+    text_arguments: bool = False
+    """Arguments as JSON strings, not dicts (Functionary v3.2 and DeepSeek R1 concatenate them
+    to text)."""
+
+    def apply(self, chat: list[ChatMessage]) -> list[ChatMessage]:
+        """``chat`` with its call turns in this form."""
+        if self == CallTurns():
+            return chat
+        return [self._turn(message) if message.get("tool_calls") else message for message in chat]
+
+    def _turn(self, message: ChatMessage) -> ChatMessage:
+        return {**message, "tool_calls": [self._call(entry) for entry in message["tool_calls"]]}
+
+    def _call(self, entry: dict[str, Any]) -> dict[str, Any]:
         function = entry["function"]
         arguments = function["arguments"]
-        if not isinstance(arguments, str):
+        if self.text_arguments and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)
         return {**entry, "function": {**function, "arguments": arguments}}
-
-    return [
-        {**message, "tool_calls": [call(entry) for entry in message["tool_calls"]]}
-        if message.get("tool_calls")
-        else message
-        for message in chat
-    ]
 
 
 def to_chat_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]] | None:
@@ -218,13 +227,12 @@ class PromptRenderer:
         add_generation_prompt: bool,
         /,
         *,
-        text_arguments: bool = False,
+        call_turns: CallTurns = CallTurns(),
     ) -> str:
-        """The prompt text of ``messages`` as the template renders it (no system folding);
-        ``text_arguments``: tool-call arguments as JSON strings (see :func:`with_text_arguments`)."""
-        chat = self.to_chat(messages)
+        """The prompt text of ``messages`` as the template renders it (no system folding),
+        assistant turns with calls in the ``call_turns`` form."""
         text = self.tokenizer.apply_chat_template(
-            with_text_arguments(chat) if text_arguments else chat,
+            call_turns.apply(self.to_chat(messages)),
             tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools or self._no_tools),
             chat_template=self._template,
             add_generation_prompt=add_generation_prompt,

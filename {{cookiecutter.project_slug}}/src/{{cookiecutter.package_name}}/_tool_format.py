@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from autogen_core import FunctionCall
@@ -27,6 +27,7 @@ from autogen_core.models import (
 from transformers import PreTrainedTokenizerBase
 
 from ._constrained import string_pattern
+from ._prompt import CallTurns
 from ._text import THINK_CLOSE
 from ._tool_parsers import (
     GEMMA_QUOTE,
@@ -49,8 +50,8 @@ MAX_ARGUMENT_WHITESPACE = 1
 
 
 class Render(Protocol):
-    """Renders messages (with tools, with the generation prompt or not) through the template;
-    ``text_arguments``: tool-call arguments as JSON strings, not dicts."""
+    """Renders messages (with tools, with the generation prompt or not) through the template,
+    assistant turns with calls in the ``call_turns`` form."""
 
     def __call__(
         self,
@@ -59,7 +60,7 @@ class Render(Protocol):
         add_generation_prompt: bool,
         /,
         *,
-        text_arguments: bool = False,
+        call_turns: CallTurns = ...,
     ) -> str: ...
 
 
@@ -107,6 +108,8 @@ _PROBE_RESULTS = FunctionExecutionResultMessage(
         )
     ]
 )
+_CALL_TURNS = (CallTurns(), CallTurns(text_arguments=True))
+"""The forms of call turns probed, the usual one first."""
 _PROBE_ANSWER = AssistantMessage(content="Probe answer.", source="assistant")
 _SHORTEST_SHARED_EXCLUDE = 6  # shorter shared pieces would keep ordinary words out of strings
 _TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
@@ -168,9 +171,8 @@ class ToolTemplate:
     """The template writes an assistant turn's tool calls."""
     renders_results: bool
     """The template writes tool results."""
-    text_arguments: bool = False
-    """The template writes tool-call arguments given as JSON strings, not as dicts
-    (Functionary v3.2 concatenates them to text)."""
+    call_turns: CallTurns = field(default_factory=CallTurns)
+    """The form in which the template writes assistant turns with calls."""
     problem: str | None = None
     """Why the template's call syntax could not be learnt (the default syntax is used)."""
 
@@ -226,46 +228,53 @@ def _assistant(probes: Sequence[_Probe]) -> AssistantMessage:
 def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     """What the template does with tools, learnt from probe renders.
 
-    Calls are probed with their arguments as dicts, then (when the template cannot write
-    those) as JSON strings. A template that writes no calls gets the default syntax (the
-    client then writes calls and the tools into the prompt itself); one whose calls cannot be
-    understood too, with the reason in ``problem``.
+    Calls are probed in the usual form (arguments as dicts, content ``""``), then in the
+    others (:data:`_CALL_TURNS`) until one is written and understood; where the probe tools
+    break the template, without tools. A template that writes no calls gets the default
+    syntax (the client then writes calls and the tools into the prompt itself); one whose
+    calls cannot be understood too, with the reason in ``problem``.
     """
     user = UserMessage(content="Probe request.", source="user")
+    tools: list[dict[str, Any]] | None = _PROBE_TOOLS
 
     def attempt(
-        messages: Sequence[LLMMessage], text_arguments: bool, generation_prompt: bool = False
+        messages: Sequence[LLMMessage], turns: CallTurns, generation_prompt: bool = False
     ) -> str | None:
         try:
-            return render(
-                [user, *messages], _PROBE_TOOLS, generation_prompt, text_arguments=text_arguments
-            )
+            return render([user, *messages], tools, generation_prompt, call_turns=turns)
         except Exception:  # a template may refuse any probe (raise_exception, missing keys)
             return None
 
-    prompt = attempt([], False, True) or ""
+    prompt = attempt([], CallTurns(), True)
+    if prompt is None:  # tools break the template: the client writes them, calls are probed alone
+        tools = None
+        prompt = attempt([], CallTurns(), True) or ""
     try:
         renders_tools = _PROBES[0].name in prompt and _PROBES[0].name not in render(
             [user], None, True
         )
     except Exception:
         renders_tools = False
-    # An empty answer shows what the template writes around any answer; some templates
-    # refuse an empty one without calls, so a text answer stands in for it.
-    base = attempt([_assistant([])], False) or attempt([_PROBE_ANSWER], False)
+    # What the template writes around any answer: what an empty answer and a text answer
+    # share with the calls' render (an empty answer alone may open a calls block: DeepSeek R1).
+    bases = [
+        text
+        for answer in (_assistant([]), _PROBE_ANSWER)
+        if (text := attempt([answer], CallTurns())) is not None
+    ]
     default = written_format(WRITERS[DEFAULT_SYNTAX], vocabulary)
     learnt: ToolTemplate | None = None
-    for text_arguments in (False, True):
-        one = attempt([_assistant(_PROBES[:1])], text_arguments)
-        if base is None or one is None or _PROBES[0].name not in one:
+    for turns in _CALL_TURNS:
+        one = attempt([_assistant(_PROBES[:1])], turns)
+        if not bases or one is None or _PROBES[0].name not in one:
             continue
-        two = attempt([_assistant(_PROBES)], text_arguments)
-        answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], text_arguments)
+        two = attempt([_assistant(_PROBES)], turns)
+        answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], turns)
         renders_results = _PROBE_RESULT in (answered or "")
-        prompted, block = _added_text(base, prompt, one, vocabulary)
+        prompted, block = _added_text(bases, prompt, one, vocabulary)
         blocks = [block]
         if two is not None and _PROBES[1].name in two:
-            blocks.append(_added_text(base, prompt, two, vocabulary)[1])
+            blocks.append(_added_text(bases, prompt, two, vocabulary)[1])
         try:
             call_format = _analyze(
                 prompted + blocks[0], prompted + blocks[1] if len(blocks) > 1 else None, vocabulary
@@ -276,22 +285,30 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
             )
             continue
         call_format = replace(call_format, prompted=prompted)
-        return ToolTemplate(call_format, renders_tools, True, renders_results, text_arguments)
+        return ToolTemplate(call_format, renders_tools, True, renders_results, turns)
     if learnt is not None:
         return learnt
-    answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], False)
+    answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], CallTurns())
     return ToolTemplate(default, renders_tools, False, _PROBE_RESULT in (answered or ""))
 
 
-def _added_text(base: str, prompt: str, longer: str, vocabulary: Vocabulary) -> tuple[str, str]:
-    """What the model writes for calls: what ``longer`` has where ``base`` has the empty answer,
-    after what ``prompt`` (the generation prompt) already holds; and the part of the calls'
-    opening that the generation prompt holds (Functionary v3.2's ``>>>``). Tokens stay whole."""
-    short, long = vocabulary.units(base), vocabulary.units(longer)
-    shared = _common(short, long)
+def _added_text(
+    bases: Sequence[str], prompt: str, longer: str, vocabulary: Vocabulary
+) -> tuple[str, str]:
+    """What the model writes for calls: what ``longer`` has where every one of ``bases`` has
+    its answer, after what ``prompt`` (the generation prompt) already holds; and the part of
+    the calls' opening that the generation prompt holds (Functionary v3.2's ``>>>``). Tokens
+    stay whole."""
+    long = vocabulary.units(longer)
+    shorts = [vocabulary.units(base) for base in bases]
+    shared = min(_common(short, long) for short in shorts)
     prefix = max(shared, _common(vocabulary.units(prompt), long))
-    suffix = min(_common(short[::-1], long[::-1]), len(short) - shared, len(long) - prefix)
-    return "".join(long[shared:prefix]), "".join(long[prefix : len(long) - suffix])
+    suffix = min(
+        min(_common(short[::-1], long[::-1]), len(short) - shared) for short in shorts
+    )
+    suffix = min(suffix, len(long) - prefix)
+    prompted = "".join(long[shared:prefix])  # whitespace there is no part of the calls' syntax
+    return prompted if prompted.strip() else "", "".join(long[prefix : len(long) - suffix])
 
 
 def _common(first: Sequence[str], second: Sequence[str]) -> int:
@@ -350,6 +367,8 @@ def _candidate_syntaxes(text: str, position: int) -> tuple[ArgumentSyntax, ...]:
         return ("qwen_xml",)
     if text.startswith("<arg_key>", position):
         return ("glm_xml",)
+    if text.startswith('<parameter name="', position):
+        return ("minimax_xml",)
     return ()
 
 
@@ -364,16 +383,17 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     if two is not None and pair is not None:
         two = _slot_ids(two)
         a, b = pair
-        if (two[: a.start], two[b.end :], a.between(two), b.between(two)) == (
-            head, tail, first.between(one), first.between(one)
-        ):  # fmt: skip
+        ending = two[b.end :]  # may close the calls where one call is left open (DeepSeek R1)
+        if (two[: a.start], a.between(two), b.between(two)) == (
+            head, first.between(one), first.between(one)
+        ) and ending.startswith(tail):  # fmt: skip
             gap = vocabulary.units(two[a.end : b.start])
             opening = _common(vocabulary.units(head)[::-1], gap[::-1])
-            closing = min(_common(vocabulary.units(tail), gap), len(gap) - opening)
+            closing = min(_common(vocabulary.units(ending), gap), len(gap) - opening)
             call_open = "".join(gap[len(gap) - opening :])
             call_close = "".join(gap[:closing])
             calls_open = head[: len(head) - len(call_open)]
-            calls_close = tail[len(call_close) :]
+            calls_close = ending[len(call_close) :]
             separator = "".join(gap[closing : len(gap) - opening])
     name_first = first.name < first.arguments
     if not name_first and first.syntax != "json":

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml"]
+ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml", "minimax_xml"]
 """How arguments are written: a JSON object; Gemma 4's ``{key:<|"|>text<|"|>,n:1}``;
 Qwen3-Coder's ``<parameter=key>value</parameter>``; GLM's
-``<arg_key>key</arg_key><arg_value>value</arg_value>``."""
+``<arg_key>key</arg_key><arg_value>value</arg_value>``; MiniMax-M2's
+``<parameter name="key">value</parameter>``. The XML syntaxes write strings as they are and
+other values as JSON."""
 
 GEMMA_QUOTE = '<|"|>'
 """The token that delimits strings in Gemma 4's argument syntax."""
@@ -31,6 +32,12 @@ _QWEN_PARAMETER = re.compile(r"\s*<parameter=([^>\n]+)>\n?(.*?)\n?</parameter>",
 _GEMMA_KEY = re.compile(r"([^:{}\[\],\s]+)\s*:")
 _GEMMA_SCALAR = re.compile(r"[^,}\]\s]+")
 _GLM_ARGUMENT = re.compile(r"\s*<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.DOTALL)
+_MINIMAX_PARAMETER = re.compile(r'\s*<parameter name="([^"]+)">(.*?)</parameter>', re.DOTALL)
+_XML_ARGUMENTS: Mapping[str, re.Pattern[str]] = {
+    "qwen_xml": _QWEN_PARAMETER,
+    "glm_xml": _GLM_ARGUMENT,
+    "minimax_xml": _MINIMAX_PARAMETER,
+}
 _ARGUMENT_KEYS = ("arguments", "parameters")
 _PYTHON_LITERALS: Mapping[str, Any] = {"True": True, "False": False, "None": None}
 
@@ -108,7 +115,10 @@ class CallFormat:
 
 def _without_start(text: str, start: str) -> str:
     """``text`` without the longest beginning it shares with ``start``."""
-    return text[len(os.path.commonprefix([text, start])) :]
+    shared = 0
+    while shared < min(len(text), len(start)) and text[shared] == start[shared]:
+        shared += 1
+    return text[shared:]
 
 
 def arguments_json(arguments: Any) -> str:
@@ -158,7 +168,7 @@ def read_arguments(
         if not isinstance(value, dict):
             raise MalformedToolCallError(f"arguments must be an object: {text[start:end]!r}")
         return value, end
-    pattern = _QWEN_PARAMETER if syntax == "qwen_xml" else _GLM_ARGUMENT
+    pattern = _XML_ARGUMENTS[syntax]
     properties = (schema or {}).get("properties") or {}
     arguments: dict[str, Any] = {}
     end = start

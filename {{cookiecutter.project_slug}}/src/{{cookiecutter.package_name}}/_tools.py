@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import string
@@ -11,13 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from autogen_core import FunctionCall
+from autogen_core.models import UserMessage
 from autogen_core.tools import Tool, ToolSchema
 
 from ._config import GenerationSettings
 from ._config import {{ cookiecutter.client_class_name }}Config as Config
 from ._constrained import Grammar, require_xgrammar
 from ._generation import GenerationOutput
-from ._prompt import ChatMessage, PromptRenderer, to_chat_tools, with_text_arguments
+from ._prompt import ChatMessage, PromptRenderer, to_chat_tools
 from ._text import THINK_CLOSE, ResponseParser, single_token_id
 from ._tool_format import (
     DEFAULT_SYNTAX,
@@ -52,6 +54,8 @@ To call functions, answer with the calls only, written like this:
 
 TOOL_RESULT = "<tool_response>\n{content}\n</tool_response>"
 """How a tool result reaches a template that renders none: in a user turn."""
+
+_PROBE_USER = UserMessage(content="Hello.", source="user")
 
 
 class MalformedToolCallWarning(UserWarning):
@@ -107,6 +111,8 @@ class ToolCalling:
     def __init__(self, renderer: PromptRenderer, config: Config) -> None:
         tokenizer = renderer.tokenizer
         self._tokenizer = tokenizer
+        self._render = renderer.render_messages
+        self._renders_tools = functools.lru_cache(maxsize=64)(self._tools_render)
         self._vocabulary = Vocabulary(tokenizer)
         template = learn_tool_template(renderer.render_messages, self._vocabulary)
         chosen = config.tool_call_format
@@ -153,17 +159,33 @@ class ToolCalling:
         """``chat`` and ``tools`` as this chat template takes them.
 
         What the template does not render itself is written as text: tools go into the system
-        message (``TOOLS_SECTION``), calls into the assistant's content in the default syntax,
-        tool results into a user turn (``TOOL_RESULT``).
+        message (``TOOLS_SECTION``; also tools that the template fails on, as one that reads
+        a ``description`` a parameter lacks), calls into the assistant's content in the default
+        syntax, tool results into a user turn (``TOOL_RESULT``). Calls are given in the form
+        the template takes (arguments as dicts or JSON strings).
         """
         template = self.template
         if not template.renders_calls or not template.renders_results:
             chat = self._history_as_text(chat)
-        if template.text_arguments:
-            chat = with_text_arguments(chat)
-        if tools and not template.renders_tools:
+        chat = template.call_turns.apply(chat)
+        if tools and not (
+            template.renders_tools and self._renders_tools(json.dumps(tools, sort_keys=True))
+        ):
             return _with_system_text(chat, self.tools_section(tools)), None
         return chat, tools
+
+    def _tools_render(self, tools_json: str) -> bool:
+        """Whether the template renders these tools (a JSON list); it warns when not."""
+        try:
+            self._render([_PROBE_USER], json.loads(tools_json), True)
+        except Exception as error:  # any failure: the client writes these tools itself
+            warnings.warn(
+                f"The chat template cannot render these tools ({type(error).__name__}: {error});"
+                " they are written into the system message.",
+                stacklevel=5,
+            )
+            return False
+        return True
 
     def tools_section(self, tools: list[dict[str, Any]]) -> str:
         """The system text that lists ``tools`` and shows how to call them."""
@@ -307,6 +329,8 @@ class ToolCalling:
                 content.finish()
                 parsed = read_calls(self._answer_text(content.content), self.format, schemas)
         except MalformedToolCallError as error:
+            if self.format.prompted and not request.forced:
+                return None  # after a prompt that opens calls, any free answer starts like one
             warnings.warn(
                 f"The answer looks like a tool call but cannot be read ({error}); it is returned "
                 "as text.",
