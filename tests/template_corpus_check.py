@@ -165,8 +165,10 @@ def _shared(first: Sequence[int], second: Sequence[int]) -> int:
 
 
 def _squeezed(text: str) -> str:
-    """``text`` without whitespace, JSON's ``\\uXXXX`` escapes written as their characters."""
+    """``text`` without whitespace, JSON's ``\\uXXXX`` and ``\\/`` escapes written as their
+    characters."""
     unescaped = re.sub(r"\\u([0-9a-fA-F]{4})", lambda match: chr(int(match[1], 16)), text)
+    unescaped = unescaped.replace("\\/", "/")
     return "".join(unescaped.split())
 
 
@@ -250,6 +252,8 @@ def _history(client: Client) -> bool:
 
 def _format(client: Client) -> str:
     template = client._tool_calling.template
+    if template.problem:
+        return f"not learnt: {template.problem[:70]}"
     if not template.renders_calls:
         return "default"
     call_format = template.call_format
@@ -315,6 +319,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def passes(row: dict[str, Any]) -> bool:
+    """Whether a template's row passes every check that applies to it."""
+    checks = ("read1", "read2", "forced", "own", "history")
+    return "error" not in row and all(row.get(check) is not False for check in checks)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table, with counts."""
     columns = ("template", "ctor", "renders", "format", "read1", "read2", "forced", "own")
@@ -324,17 +334,14 @@ def table(rows: list[dict[str, Any]]) -> str:
         cells.append(_cell(row.get("history")) if "error" not in row else row["error"])
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     calls = [row for row in rows if "C" in row.get("renders", "")]
-    good = [
-        row
-        for row in calls
-        if all(row.get(key) is True for key in ("read1", "read2", "forced", "own", "history"))
-    ]
+    good = [row for row in calls if passes(row)]
     built = sum(row["ctor"] == "ok" for row in rows)
     lines.append("")
     lines.append(
-        f"{len(rows)} templates, {built} clients created, {len(calls)} render tool calls, "
-        f"{len(good)} of them read one and two calls, force valid calls in their own syntax "
-        f"and render tool history"
+        f"{len(rows)} templates, {built} clients created, {len(calls)} render tool calls; "
+        f"{len(good)} of those pass every check that applies (native calls read, a forced "
+        "call valid and in its own syntax, tool history rendered; n/a: the template refuses "
+        "two calls at once)"
     )
     return "\n".join(lines)
 

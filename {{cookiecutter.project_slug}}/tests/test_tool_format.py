@@ -33,6 +33,7 @@ from {{ cookiecutter.package_name }}._tool_format import (
 )
 from {{ cookiecutter.package_name }}._tool_parsers import (
     ID_SLOT,
+    INDEX_SLOT,
     CallFormat,
     MalformedToolCallError,
     ParsedCall,
@@ -52,7 +53,7 @@ def learnt(template: str | None) -> tuple[ToolTemplate, Vocabulary]:
 @pytest.fixture(scope="module")
 def templates() -> dict[str, ToolTemplate]:
     """What is learnt from the templates that reproduce the families' real ones."""
-    names = ("hermes3", "llama4", "deepseek_r1", "functionary_v32", "minimax_m2")
+    names = ("hermes3", "llama4", "deepseek_r1", "functionary_v32", "minimax_m2", "kimi_k2")
     return {name: learnt(f"{name}_tools")[0] for name in names}
 
 
@@ -74,6 +75,7 @@ def formats() -> dict[str, CallFormat]:
             "deepseek_r1_tools",
             "functionary_v32_tools",
             "minimax_m2_tools",
+            "kimi_k2_tools",
         )
     }
 
@@ -211,6 +213,9 @@ def test_family_formats_are_learnt(templates: dict[str, ToolTemplate]) -> None:
         '">\n',
     )
     assert (minimax.call_close, minimax.calls_close) == ("\n</invoke>", "\n</minimax:tool_call>")
+    kimi = templates["kimi_k2"].call_format
+    assert kimi.between == ":" + INDEX_SLOT + "<|tool_call_argument_begin|>"
+    assert kimi.after_prompt().between == ":0<|tool_call_argument_begin|>"  # a forced call
 
 
 def test_a_format_after_the_prompt_drops_what_the_prompt_wrote(
@@ -447,6 +452,7 @@ def test_arguments_become_a_json_object_string() -> None:
         "deepseek_r1_tools",
         "functionary_v32_tools",
         "minimax_m2_tools",
+        "kimi_k2_tools",
     ],
 )
 def test_calls_written_by_the_template_read_back(

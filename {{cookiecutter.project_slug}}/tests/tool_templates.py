@@ -37,6 +37,20 @@ DEEPSEEK_MARKERS = tuple(
     )
 )
 FUNCTIONARY_MARKERS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+KIMI_MARKERS = tuple(
+    f"<|{name}|>"
+    for name in (
+        "im_user",
+        "im_assistant",
+        "im_system",
+        "im_middle",
+        "tool_calls_section_begin",
+        "tool_calls_section_end",
+        "tool_call_begin",
+        "tool_call_argument_begin",
+        "tool_call_end",
+    )
+)
 MINIMAX_MARKERS = ("]~b]", "[e~[", "<minimax:tool_call>", "</minimax:tool_call>")
 
 TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -52,6 +66,7 @@ TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "deepseek_r1": ("deepseek_r1_tools", DEEPSEEK_MARKERS),
     "functionary_v32": ("functionary_v32_tools", FUNCTIONARY_MARKERS),
     "minimax_m2": ("minimax_m2_tools", MINIMAX_MARKERS),
+    "kimi_k2": ("kimi_k2_tools", KIMI_MARKERS),
     "no_tools": ("no_tools", ()),
 }
 """Test chat templates in ``chat_templates`` (with the special tokens their syntax needs), by
@@ -59,7 +74,7 @@ the call syntax they teach; ``no_tools`` renders no tools at all (as Phi-3.5's).
 after a family reproduce what its real template does that the client must learn: Hermes 3's
 unguarded ``tools`` loop, Llama 4's calls back to back, DeepSeek R1's fenced JSON of
 JSON-string arguments (and an empty answer that opens a calls block), Functionary v3.2's
-``>>>`` in the generation prompt, MiniMax-M2's XML arguments."""
+``>>>`` in the generation prompt, MiniMax-M2's XML arguments, Kimi K2's numbered calls."""
 
 SPECIAL_TOKENS: Mapping[str, tuple[str, ...]] = {
     **{template: special for template, special in TEMPLATES.values()},
@@ -121,8 +136,8 @@ def render_answer(
     user: dict[str, Any] = {"role": "user", "content": "Hi."}
     turn: dict[str, Any] = {"role": "assistant", "content": "", "tool_calls": tool_calls}
     (turn,) = (call_turns or CallTurns()).apply([turn])
+    tools: Any = None
     try:
-        tools = None
         prompt = tokenizer.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
     except TypeError:  # a template that needs a tool list (Hermes 3's)
         tools = []

@@ -32,6 +32,7 @@ from ._text import THINK_CLOSE
 from ._tool_parsers import (
     GEMMA_QUOTE,
     ID_SLOT,
+    INDEX_SLOT,
     ArgumentSyntax,
     CallFormat,
     MalformedToolCallError,
@@ -266,12 +267,14 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     learnt: ToolTemplate | None = None
     for turns in _CALL_TURNS:
         one = attempt([_assistant(_PROBES[:1])], turns)
-        if not bases or one is None or _PROBES[0].name not in one:
+        if not bases or one is None:
+            continue
+        prompted, block = _added_text(bases, prompt, one, vocabulary)
+        if _PROBES[0].name not in block:  # the name elsewhere (in the tools) is no call
             continue
         two = attempt([_assistant(_PROBES)], turns)
         answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], turns)
         renders_results = _PROBE_RESULT in (answered or "")
-        prompted, block = _added_text(bases, prompt, one, vocabulary)
         blocks = [block]
         if two is not None and _PROBES[1].name in two:
             blocks.append(_added_text(bases, prompt, two, vocabulary)[1])
@@ -378,15 +381,17 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     first = _locate(one, _PROBES[0], 0)
     head, tail = one[: first.start], one[first.end :]
     call_open, call_close, calls_open, calls_close = head, tail, "", ""
-    separator: str | None = None
+    between, separator = first.between(one), None
     pair = _locate_pair(_slot_ids(two)) if two is not None else None
     if two is not None and pair is not None:
         two = _slot_ids(two)
         a, b = pair
         ending = two[b.end :]  # may close the calls where one call is left open (DeepSeek R1)
-        if (two[: a.start], a.between(two), b.between(two)) == (
-            head, first.between(one), first.between(one)
+        numbered = _numbered(a.between(two), b.between(two))  # Kimi K2 numbers its calls
+        if (two[: a.start], a.between(two), numbered is not None) == (
+            head, between, True
         ) and ending.startswith(tail):  # fmt: skip
+            between = numbered or between
             gap = vocabulary.units(two[a.end : b.start])
             opening = _common(vocabulary.units(head)[::-1], gap[::-1])
             closing = min(_common(vocabulary.units(ending), gap), len(gap) - opening)
@@ -401,7 +406,7 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     call_format = CallFormat(
         calls_open=calls_open,
         call_open=call_open,
-        between=first.between(one),
+        between=between,
         call_close=call_close,
         calls_close=calls_close,
         separator=separator,
@@ -414,6 +419,18 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     if not call_format.json_keys and not call_format.opening.strip():
         raise LearningError("the calls open with no marker and are no JSON objects")
     return call_format
+
+
+def _numbered(first: str, second: str) -> str | None:
+    """The text between name and arguments of two calls, with the numbers that differ from
+    one call to the next as :data:`INDEX_SLOT`; None when they differ otherwise."""
+    pieces, others = re.split(r"(\d+)", first), re.split(r"(\d+)", second)
+    if len(pieces) != len(others) or pieces[::2] != others[::2]:
+        return None
+    return "".join(
+        piece if index % 2 == 0 or piece == other else INDEX_SLOT
+        for index, (piece, other) in enumerate(zip(pieces, others, strict=True))
+    )
 
 
 def _locate_pair(text: str) -> tuple[_Found, _Found] | None:

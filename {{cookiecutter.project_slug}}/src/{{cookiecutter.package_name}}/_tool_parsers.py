@@ -21,6 +21,8 @@ GEMMA_QUOTE = '<|"|>'
 
 ID_SLOT = "\ue000"
 """Stands for the call's id in a format's texts (Mistral writes ids into calls)."""
+INDEX_SLOT = "\ue001"
+"""Stands for the call's number in the answer, from 0 (Kimi K2's ``functions.NAME:0``)."""
 
 Schemas = Mapping[str, Mapping[str, Any]]
 """Each tool's parameters schema, by tool name."""
@@ -91,15 +93,23 @@ class CallFormat:
 
     def after_prompt(self) -> CallFormat:
         """The format of one call as the model writes it after the prompt: without the part
-        of the first call's opening that the prompt holds."""
+        of the first call's opening that the prompt holds, numbered 0."""
         calls_open = _without_start(self.calls_open, self.prompted)
         rest = self.prompted[len(self.calls_open) - len(calls_open) :]
-        return replace(
+        first = replace(
             self,
             calls_open=calls_open,
             call_open=_without_start(self.call_open, rest),
             json_open=_without_start(self.json_open, rest),
             prompted="",
+        )
+        if INDEX_SLOT not in self.between + self.call_open + self.call_close:
+            return first
+        return replace(  # the first call's number
+            first,
+            call_open=first.call_open.replace(INDEX_SLOT, "0"),
+            between=first.between.replace(INDEX_SLOT, "0"),
+            call_close=first.call_close.replace(INDEX_SLOT, "0"),
         )
 
     @property
@@ -136,7 +146,10 @@ def arguments_json(arguments: Any) -> str:
 def lenient(text: str) -> str:
     """A regex for ``text`` in which any run of whitespace may be any (or no) whitespace."""
     pieces = [
-        re.escape(piece).replace(re.escape(ID_SLOT), "[A-Za-z0-9]+") for piece in text.split()
+        re.escape(piece)
+        .replace(re.escape(ID_SLOT), "[A-Za-z0-9]+")
+        .replace(re.escape(INDEX_SLOT), "[0-9]+")
+        for piece in text.split()
     ]
     return r"\s*" + r"\s*".join(pieces) + (r"\s*" if pieces else "")
 
