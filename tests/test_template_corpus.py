@@ -3,10 +3,10 @@
 ``models/templates``, vLLM's ``examples/tool_chat_template_*.jinja``). The corpus is not part of
 this repository; without it the module is skipped, with the reason.
 
-``template_corpus_check.py`` builds a tiny model per template and prints its table; the tests
-hold it to the issue's bar: no template makes the constructor raise, and every template whose
-call syntax is learnt reads one and two native calls, forces a valid call in its own syntax and
-renders a tool history.
+``template_corpus_check.py`` builds a tiny model per template and prints its table (the log
+shows it); the tests hold it to the issue's bar: no template makes the constructor raise, and
+the families the issue names read one and two native calls, force a valid call in their own
+syntax and render a tool history.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ from conftest import TEMPLATE, bake_default_once, project_environment, run
 
 CORPUS = os.environ.get("AUTOGEN_HF_TEMPLATE_CORPUS", "")
 CHECKS = ("read1", "read2", "forced", "own", "history")
+FAMILIES = (
+    "hermes-3",
+    "command-r-plus",
+    "llama-4",
+    "deepseek-r1",
+    "functionary-medium-v3.2",
+    "minimax-m2",
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,11 +56,18 @@ def test_no_template_makes_the_constructor_raise(rows: list[dict[str, Any]]) -> 
     assert [row["template"] for row in rows if row["ctor"] != "ok"] == []
 
 
-def test_learnt_formats_read_force_and_render_history(rows: list[dict[str, Any]]) -> None:
-    """``None`` is "does not apply" (a template that refuses two calls at once)."""
-    learnt = [row for row in rows if "C" in row.get("renders", "") and not row.get("problem")]
+def test_the_issue_families_read_force_and_render_history(rows: list[dict[str, Any]]) -> None:
+    """Hermes 3, Command R+, Llama 4, DeepSeek R1, Functionary v3.2 and MiniMax-M2 (where the
+    corpus holds them and their template writes calls through transformers): every check
+    that applies passes. ``None`` is "does not apply" (a template that refuses two calls)."""
+    families = [
+        row
+        for row in rows
+        if any(family in row["template"].lower() for family in FAMILIES)
+        and "C" in row.get("renders", "")
+    ]
     failed = {
         row["template"]: [check for check in CHECKS if row.get(check) is False or "error" in row]
-        for row in learnt
+        for row in families
     }
     assert {name: checks for name, checks in failed.items() if checks} == {}
