@@ -77,7 +77,7 @@ def _answer(
         masks.append(time.perf_counter() - started)
         token = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=generator))
         if token == eos:
-            return tokenizer.decode(ids, skip_special_tokens=True), masks
+            return str(tokenizer.decode(ids, skip_special_tokens=True)), masks
         state.accept(token)
         ids.append(token)
     return None, masks

@@ -49,7 +49,7 @@ def random_walks(
             state.mask(scores)
             allowed = torch.nonzero(scores == 0).flatten().tolist()
             if eos in allowed and (len(allowed) == 1 or rng.random() < 0.5):
-                texts.append(tokenizer.decode(token_ids, skip_special_tokens=True))
+                texts.append(str(tokenizer.decode(token_ids, skip_special_tokens=True)))
                 break
             token = rng.choice([t for t in allowed if t != eos])
             state.accept(token)
@@ -222,7 +222,7 @@ def test_an_answer_a_server_cut_off_is_completed_by_the_grammar(
     assert ending is not None
     assert len(ending) <= 16
     assert ending[-1] == eos
-    value = json.loads(tokenizer.decode(cut + ending[:-1]))
+    value = json.loads(str(tokenizer.decode(cut + ending[:-1])))
     assert value["text"].startswith("hello wor")
     assert value["tags"] == []
     assert grammar.completion(cut, [eos], 2) is None  # no way to finish fits

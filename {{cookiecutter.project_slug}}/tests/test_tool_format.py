@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from autogen_core.models import UserMessage
 from tiny_models import CHAT_TEMPLATES, tiny_tokenizer
 from tool_templates import (
     GEMMA_MARKERS,
@@ -15,10 +16,11 @@ from tool_templates import (
     QWEN_CALL,
     QWEN_TWO_CALLS,
     SPECIAL_TOKENS,
+    deepseek_marker,
     render_answer,
 )
 
-from {{ cookiecutter.package_name }}._prompt import PromptRenderer
+from {{ cookiecutter.package_name }}._prompt import CallTurns, PromptRenderer
 from {{ cookiecutter.package_name }}._tool_format import (
     WRITERS,
     ToolTemplate,
@@ -29,6 +31,7 @@ from {{ cookiecutter.package_name }}._tool_format import (
 )
 from {{ cookiecutter.package_name }}._tool_parsers import (
     ID_SLOT,
+    INDEX_SLOT,
     CallFormat,
     MalformedToolCallError,
     ParsedCall,
@@ -46,6 +49,13 @@ def learnt(template: str | None) -> tuple[ToolTemplate, Vocabulary]:
 
 
 @pytest.fixture(scope="module")
+def templates() -> dict[str, ToolTemplate]:
+    """What is learnt from the templates that reproduce the families' real ones."""
+    names = ("hermes3", "llama4", "deepseek_r1", "functionary_v32", "minimax_m2", "kimi_k2")
+    return {name: learnt(f"{name}_tools")[0] for name in names}
+
+
+@pytest.fixture(scope="module")
 def formats() -> dict[str, CallFormat]:
     return {
         name: learnt(name)[0].call_format
@@ -58,6 +68,12 @@ def formats() -> dict[str, CallFormat]:
             "qwen3_coder_tools",
             "glm_tools",
             "gemma4_tools",
+            "hermes3_tools",
+            "llama4_tools",
+            "deepseek_r1_tools",
+            "functionary_v32_tools",
+            "minimax_m2_tools",
+            "kimi_k2_tools",
         )
     }
 
@@ -127,6 +143,92 @@ def test_what_templates_render_is_learnt() -> None:
         assert bare.call_format == written_format(WRITERS["hermes"], Vocabulary(tiny_tokenizer()))
     assert learnt("no_tools")[0].renders_results is False
     assert learnt(None)[0].renders_results is True  # "Tool result: ..." lines
+
+
+def test_a_template_that_loops_over_tools_unguarded_gets_an_empty_list() -> None:
+    """Hermes 3's and Command R+'s: a chat without tools once made the constructor raise."""
+    tokenizer = tiny_tokenizer("hermes3_tools")
+    with pytest.raises(TypeError):  # the template itself, given no tools
+        tokenizer.apply_chat_template([{"role": "user", "content": "Hi."}], tokenize=False)
+    renderer = PromptRenderer(tokenizer, None)
+    hello = UserMessage(content="Hi.", source="user")
+    assert "<tools>\n</tools>" in renderer.render_messages([hello], None, True)
+    assert not renderer.uses_fallback
+    assert renderer.encode([{"role": "user", "content": "Hi."}]).input_ids
+
+
+def test_a_template_that_renders_nothing_gives_way_to_the_fallback() -> None:
+    tokenizer = tiny_tokenizer("raises_always")
+    with pytest.warns(UserWarning, match="cannot render a user message.*renders no chat"):
+        renderer = PromptRenderer(tokenizer, None)
+    assert renderer.uses_fallback
+    template = learn_tool_template(renderer.render_messages, Vocabulary(tokenizer))
+    assert template.call_format == written_format(WRITERS["hermes"], Vocabulary(tokenizer))
+
+
+def test_family_formats_are_learnt(templates: dict[str, ToolTemplate]) -> None:
+    """The families' own syntaxes, each as its template writes it."""
+    hermes = templates["hermes3"]
+    assert (hermes.renders_tools, hermes.renders_calls, hermes.renders_results) == (True,) * 3
+    assert hermes.call_format.json_open == "<tool_call>\n"
+    llama4 = templates["llama4"].call_format
+    assert (llama4.calls_open, llama4.json_keys, llama4.separator) == (
+        "<|python_start|><|python_end|>",
+        ("name", "parameters"),
+        "",  # one call right after the other
+    )
+    deepseek = templates["deepseek_r1"]
+    assert deepseek.call_turns == CallTurns(text_arguments=True)
+    assert not deepseek.renders_tools
+    assert (
+        deepseek.call_format.calls_open,
+        deepseek.call_format.call_open,
+        deepseek.call_format.between,
+        deepseek.call_format.call_close,
+        deepseek.call_format.separator,
+        deepseek.call_format.calls_close,
+    ) == (
+        deepseek_marker("tool calls begin"),  # not taken for an empty answer's calls block
+        deepseek_marker("tool call begin") + "function" + deepseek_marker("tool sep"),
+        "\n```json\n",
+        "\n```" + deepseek_marker("tool call end"),
+        "\n",
+        deepseek_marker("tool calls end"),  # written after two calls only
+    )
+    functionary = templates["functionary_v32"]
+    assert functionary.call_turns == CallTurns(text_arguments=True)
+    assert (
+        functionary.call_format.prompted,
+        functionary.call_format.call_open,
+        functionary.call_format.between,
+        functionary.call_format.separator,
+    ) == (">>>", ">>>", "\n", "")
+    minimax = templates["minimax_m2"].call_format
+    assert (minimax.arguments, minimax.calls_open, minimax.call_open, minimax.between) == (
+        "minimax_xml",
+        "\n<minimax:tool_call>",
+        '\n<invoke name="',
+        '">\n',
+    )
+    assert (minimax.call_close, minimax.calls_close) == ("\n</invoke>", "\n</minimax:tool_call>")
+    kimi = templates["kimi_k2"].call_format
+    assert kimi.between == ":" + INDEX_SLOT + "<|tool_call_argument_begin|>"
+    assert kimi.after_prompt().between == ":0<|tool_call_argument_begin|>"  # a forced call
+
+
+def test_a_format_after_the_prompt_drops_what_the_prompt_wrote(
+    templates: dict[str, ToolTemplate],
+) -> None:
+    functionary = templates["functionary_v32"].call_format
+    forced = functionary.after_prompt()
+    assert (forced.prompted, forced.calls_open, forced.call_open) == ("", "", "")
+    assert read_calls(
+        '>>>get_weather\n{"days": 2, "city": "Oslo"}>>>local_time\n{"zone": "CET"}',
+        functionary,
+        {},
+    ).calls == [ParsedCall("get_weather", '{"days": 2, "city": "Oslo"}'), ParsedCall("local_time", '{"zone": "CET"}')]
+    hermes = learnt("chatml_tools")[0].call_format
+    assert hermes.after_prompt() == hermes
 
 
 def test_named_templates_pick_the_tool_use_one() -> None:
@@ -295,6 +397,37 @@ def test_xml_arguments_are_typed_by_the_tool_schema(formats: dict[str, CallForma
         assert (call.name, json.loads(call.arguments)) == ("get_weather", expected)
 
 
+def test_minimax_arguments_are_read_in_any_order_and_typed(
+    formats: dict[str, CallFormat],
+) -> None:
+    text = (
+        '\n<minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="windy">true'
+        '</parameter>\n<parameter name="note"> line one\nline two</parameter>\n'
+        '<parameter name="days">3</parameter>\n<parameter name="city">1984</parameter>\n'
+        '</invoke>\n<invoke name="local_time">\n<parameter name="zone">CET</parameter>\n'
+        "</invoke>\n</minimax:tool_call>"
+    )
+    schemas = {"get_weather": WEATHER_SCHEMA}
+    parsed = read_calls(text, formats["minimax_m2_tools"], schemas)
+    assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == [
+        ("get_weather", {"windy": True, "note": "line one\nline two", "days": 3, "city": "1984"}),
+        ("local_time", {"zone": "CET"}),
+    ]
+
+
+def test_calls_written_back_to_back_are_read(formats: dict[str, CallFormat]) -> None:
+    """Llama 4 writes its calls with nothing between them; an object that is no call after
+    them stays text."""
+    llama4 = formats["llama4_tools"]
+    text = (
+        '<|python_start|><|python_end|>{"name": "a", "parameters": {"x": 1}}'
+        '{"name": "b", "parameters": {}}'
+    )
+    assert read_calls(text, llama4, {}).calls == [ParsedCall("a", '{"x": 1}'), ParsedCall("b", "{}")]
+    bare = read_calls('{"name": "a", "parameters": {"x": 1}}', llama4, {})
+    assert bare.calls == [ParsedCall("a", '{"x": 1}')]  # without its markers, as models do
+
+
 def test_arguments_become_a_json_object_string() -> None:
     assert arguments_json({"a": "é"}) == '{"a": "é"}'
     assert arguments_json("") == "{}"
@@ -312,6 +445,12 @@ def test_arguments_become_a_json_object_string() -> None:
         "qwen3_coder_tools",
         "glm_tools",
         "gemma4_tools",
+        "hermes3_tools",
+        "llama4_tools",
+        "deepseek_r1_tools",
+        "functionary_v32_tools",
+        "minimax_m2_tools",
+        "kimi_k2_tools",
     ],
 )
 def test_calls_written_by_the_template_read_back(
@@ -326,8 +465,12 @@ def test_calls_written_by_the_template_read_back(
         "get_weather": WEATHER_SCHEMA,
         "local_time": {"properties": {"zone": {"type": "string"}, "note": {"type": "string"}}},
     }
+    renderer = PromptRenderer(tokenizer, None)
+    turns = learn_tool_template(renderer.render_messages, Vocabulary(tokenizer)).call_turns
+    call_format = formats[template]
     for wanted in (calls[:1], calls):
-        parsed = read_calls(render_answer(tokenizer, wanted), formats[template], schemas)
+        answer = call_format.prompted + render_answer(tokenizer, wanted, call_turns=turns)
+        parsed = read_calls(answer, call_format, schemas)
         assert [(call.name, json.loads(call.arguments)) for call in parsed.calls] == wanted
 
 

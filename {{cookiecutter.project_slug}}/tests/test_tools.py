@@ -34,7 +34,14 @@ from autogen_core.tools import FunctionTool, ParametersSchema, Tool, ToolSchema
 from pydantic import BaseModel, ConfigDict, Field
 from scripting import scripted_args
 from tiny_models import build_tiny_model
-from tool_templates import LLAMA_CALL, QWEN_CALL, QWEN_TWO_CALLS, TEMPLATES, render_answer
+from tool_templates import (
+    LLAMA_CALL,
+    QWEN_CALL,
+    QWEN_TWO_CALLS,
+    SPECIAL_TOKENS,
+    TEMPLATES,
+    render_answer,
+)
 from transformers import AutoTokenizer, BatchEncoding, LogitsProcessor, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import CapabilityError, MalformedToolCallWarning
@@ -435,6 +442,7 @@ async def test_forced_calls_are_written_in_the_model_format(
 ) -> None:
     client = clients[call_format]
     syntax = client._tool_calling.format
+    forced = syntax.after_prompt()  # as the model writes it after the prompt
     seen = SeenTokens()  # also shows that a caller's logits processor still runs
     result = await client.create(
         [ASK], tools=TOOLS, tool_choice=TIME, extra_create_args={"logits_processor": [seen]}
@@ -443,12 +451,13 @@ async def test_forced_calls_are_written_in_the_model_format(
     prompt = client.count_tokens([ASK], tools=TOOLS)
     tokenizer = AutoTokenizer.from_pretrained(model_paths[call_format])
     written = decode(tokenizer, seen.ids[prompt:])  # all of the answer but its final eos
-    assert written.startswith(syntax.calls_open + syntax.call_open + "local_time" + syntax.between)
+    assert written.startswith(forced.calls_open + forced.call_open + "local_time" + forced.between)
     ending = re.escape(syntax.call_close + syntax.calls_close).replace(ID_SLOT, "[A-Za-z0-9]{9}")
     assert re.search(ending + "$", written), written
     (call,) = result.content
     schemas = {"local_time": TIME.schema["parameters"]}
-    assert read_calls(written, syntax, schemas).calls == [ParsedCall(call.name, call.arguments)]
+    parsed = read_calls(syntax.prompted + written, syntax, schemas)
+    assert parsed.calls == [ParsedCall(call.name, call.arguments)]
 
 
 @pytest.mark.parametrize("call_format", [name for name in TEMPLATES if name != "no_tools"])
@@ -458,12 +467,13 @@ async def test_calls_the_template_writes_are_read_back(
     """The model's native calls, one and two, written by its own chat template (Gemma 4's
     ``<|"|>`` tokens survive decoding)."""
     tokenizer = AutoTokenizer.from_pretrained(model_paths[call_format])
-    calls: list[tuple[str, dict[str, Any]]] = [
-        ("get_weather", {"city": 'Rio "RJ"', "days": 2, "unit": "celsius"}),
+    calls: list[tuple[str, dict[str, Any]]] = [  # arguments out of the schema's order
+        ("get_weather", {"unit": "celsius", "city": 'Rio "RJ"', "days": 2}),
         ("local_time", {"zone": "CET"}),
     ]
+    turns = clients[call_format]._tool_calling.template.call_turns
     for wanted in (calls[:1], calls):
-        answer = render_answer(tokenizer, wanted)
+        answer = render_answer(tokenizer, wanted, call_turns=turns)
         args = {**scripted_args(tokenizer, answer), "max_new_tokens": 400}
         result = await clients[call_format].create([ASK], tools=TOOLS, extra_create_args=args)
         assert isinstance(result.content, list), answer
@@ -681,15 +691,58 @@ async def test_tool_loop_history_renders_through_the_template(
         },
         {"role": "tool", "content": "12:00", "tool_call_id": call.id, "name": call.name},
     ]
-    expected = template_ids(tokenizer, chat, chat_tools(TOOLS))
+    # Arguments as a dict (AutoGen keeps a JSON string), or in the form the template takes.
+    # A template that renders no tools gets them in the system message (DeepSeek R1).
+    turns = client._tool_calling.template.call_turns
+    expected = template_ids(tokenizer, *client._tool_calling.prompt(chat, chat_tools(TOOLS)))
+    assert expected == template_ids(tokenizer, turns.apply(chat), chat_tools(TOOLS)) or not (
+        client._tool_calling.template.renders_tools
+    )
     assert client.count_tokens(history, tools=TOOLS) == len(expected)
     text = decode(tokenizer, expected)
-    # The call as the template writes arguments given as a dict (AutoGen keeps a JSON string).
-    written = render_answer(tokenizer, [(call.name, json.loads(call.arguments))], [call.id])
+    arguments = json.loads(call.arguments)
+    written = render_answer(tokenizer, [(call.name, arguments)], [call.id], call_turns=turns)
     assert written.rstrip() in text
     assert "12:00" in text
     second = await client.create(history, tools=TOOLS, extra_create_args={"max_new_tokens": 4})
     assert second.usage.prompt_tokens == len(expected)
+
+
+async def test_tools_the_template_fails_on_go_into_the_system_message(
+    tmp_path: Path,
+) -> None:
+    """Command R+'s template reads each parameter's ``description``: tools without one make
+    it fail, so they reach the model in the system message (with a warning). AutoGen's own
+    tools have descriptions: those the template renders, and calls come in its syntax."""
+    template = "command_r_tools"
+    path = build_tiny_model(
+        tmp_path / "command-r", chat_template=template, special_tokens=SPECIAL_TOKENS[template]
+    )
+    client = Client(model_name=str(path), max_new_tokens=160, do_sample=False)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tool_calling = client._tool_calling
+        assert tool_calling.format.json_keys == ("tool_name", "parameters")
+        chat = client._to_chat([ASK])
+        with pytest.warns(UserWarning, match="cannot render these tools.*description"):
+            system_chat, rendered = tool_calling.prompt(chat, chat_tools([WEATHER]))
+        assert rendered is None
+        assert "get_weather" in system_chat[0]["content"]
+        assert client.count_tokens([ASK], tools=[WEATHER]) > client.count_tokens([ASK])
+        assert tool_calling.prompt(chat, chat_tools([TIME]))[1] == chat_tools([TIME])
+        forced = await client.create([ASK], tools=[TIME], tool_choice="required")
+        assert isinstance(forced.content, list)
+        assert_valid(forced.content[0])
+        answer = render_answer(tokenizer, [("local_time", {"zone": "CET"})])
+        read = await client.create(
+            [ASK], tools=[TIME], extra_create_args=scripted_args(tokenizer, answer)
+        )
+        assert isinstance(read.content, list), answer
+        assert [(c.name, json.loads(c.arguments)) for c in read.content] == [
+            ("local_time", {"zone": "CET"})
+        ]
+    finally:
+        await client.close()
 
 
 # -- The tokenizer's own response parser and the config ----------------------------------------

@@ -8,7 +8,50 @@ from typing import Any, cast
 
 from transformers import PreTrainedTokenizerBase
 
+from {{ cookiecutter.package_name }}._prompt import CallTurns
+
 GEMMA_MARKERS = ("<|tool_call>", "<tool_call|>", '<|"|>', "<|tool_response>")
+LLAMA4_MARKERS = ("<|header_start|>", "<|header_end|>", "<|eot|>", "<|python_start|>", "<|python_end|>")
+
+
+def deepseek_marker(words: str) -> str:
+    """DeepSeek's marker of ``words`` (joined by U+2581) between full-width bars (U+FF5C)."""
+    return "<\uff5c" + words.replace(" ", "\u2581") + "\uff5c>"
+
+
+DEEPSEEK_MARKERS = tuple(
+    deepseek_marker(words)
+    for words in (
+        "User",
+        "Assistant",
+        "end of sentence",
+        "tool calls begin",
+        "tool calls end",
+        "tool call begin",
+        "tool call end",
+        "tool sep",
+        "tool outputs begin",
+        "tool outputs end",
+        "tool output begin",
+        "tool output end",
+    )
+)
+FUNCTIONARY_MARKERS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+KIMI_MARKERS = tuple(
+    f"<|{name}|>"
+    for name in (
+        "im_user",
+        "im_assistant",
+        "im_system",
+        "im_middle",
+        "tool_calls_section_begin",
+        "tool_calls_section_end",
+        "tool_call_begin",
+        "tool_call_argument_begin",
+        "tool_call_end",
+    )
+)
+MINIMAX_MARKERS = ("]~b]", "[e~[", "<minimax:tool_call>", "</minimax:tool_call>")
 
 TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "hermes": ("chatml_tools", ()),
@@ -18,14 +61,34 @@ TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "qwen3_coder": ("qwen3_coder_tools", ()),
     "glm": ("glm_tools", ()),
     "gemma4": ("gemma4_tools", GEMMA_MARKERS),
+    "hermes3": ("hermes3_tools", ()),
+    "llama4": ("llama4_tools", LLAMA4_MARKERS),
+    "deepseek_r1": ("deepseek_r1_tools", DEEPSEEK_MARKERS),
+    "functionary_v32": ("functionary_v32_tools", FUNCTIONARY_MARKERS),
+    "minimax_m2": ("minimax_m2_tools", MINIMAX_MARKERS),
+    "kimi_k2": ("kimi_k2_tools", KIMI_MARKERS),
     "no_tools": ("no_tools", ()),
 }
 """Test chat templates in ``chat_templates`` (with the special tokens their syntax needs), by
-the call syntax they teach; ``no_tools`` renders no tools at all (as Phi-3.5's)."""
+the call syntax they teach; ``no_tools`` renders no tools at all (as Phi-3.5's). Those named
+after a family reproduce what its real template does that the client must learn: Hermes 3's
+unguarded ``tools`` loop, Llama 4's calls back to back, DeepSeek R1's fenced JSON of
+JSON-string arguments (and an empty answer that opens a calls block), Functionary v3.2's
+``>>>`` in the generation prompt, MiniMax-M2's XML arguments, Kimi K2's numbered calls."""
 
 SPECIAL_TOKENS: Mapping[str, tuple[str, ...]] = {
     **{template: special for template, special in TEMPLATES.values()},
     "mistral_v13_tools": ("[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"),
+    "command_r_tools": tuple(
+        f"<|{name}|>"
+        for name in (
+            "START_OF_TURN_TOKEN",
+            "END_OF_TURN_TOKEN",
+            "SYSTEM_TOKEN",
+            "USER_TOKEN",
+            "CHATBOT_TOKEN",
+        )
+    ),
 }
 """The special tokens each test template needs, by template file name."""
 
@@ -58,9 +121,10 @@ def render_answer(
     tokenizer: PreTrainedTokenizerBase,
     calls: list[tuple[str, dict[str, Any]]],
     ids: Sequence[str] = (),
+    call_turns: CallTurns | None = None,
 ) -> str:
     """The answer text with which the tokenizer's chat template writes these calls (with
-    these ids, else made-up ones)."""
+    these ids, else made-up ones), in the form of call turns the template takes."""
     tool_calls = [
         {
             "id": ids[index] if ids else f"call{index}abcde"[:9],
@@ -71,8 +135,16 @@ def render_answer(
     ]
     user: dict[str, Any] = {"role": "user", "content": "Hi."}
     turn: dict[str, Any] = {"role": "assistant", "content": "", "tool_calls": tool_calls}
-    prompt = tokenizer.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(cast(Any, [user, turn]), tokenize=False)
+    (turn,) = (call_turns or CallTurns()).apply([turn])
+    tools: Any = None
+    try:
+        prompt = tokenizer.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
+    except TypeError:  # a template that needs a tool list (Hermes 3's)
+        tools = []
+        prompt = tokenizer.apply_chat_template(
+            [user], tools=tools, tokenize=False, add_generation_prompt=True
+        )
+    full = tokenizer.apply_chat_template(cast(Any, [user, turn]), tools=tools, tokenize=False)
     assert isinstance(prompt, str)
     assert isinstance(full, str)
     # Compared as tokens: special tokens stay whole (Gemma's "<|channel>" and "<|tool_call>").

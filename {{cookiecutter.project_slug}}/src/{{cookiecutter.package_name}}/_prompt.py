@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -108,6 +109,34 @@ def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
     return chat
 
 
+@dataclass(frozen=True)
+class CallTurns:
+    """How a chat template takes assistant turns with tool calls (learnt by probing).
+
+    transformers drops keys whose value is ``None`` before rendering, so a template that writes
+    calls only for ``content`` none (DeepSeek R1 Distill Llama's) cannot be given them."""
+
+    text_arguments: bool = False
+    """Arguments as JSON strings, not dicts (Functionary v3.2 and DeepSeek R1 concatenate them
+    to text)."""
+
+    def apply(self, chat: list[ChatMessage]) -> list[ChatMessage]:
+        """``chat`` with its call turns in this form."""
+        if self == CallTurns():
+            return chat
+        return [self._turn(message) if message.get("tool_calls") else message for message in chat]
+
+    def _turn(self, message: ChatMessage) -> ChatMessage:
+        return {**message, "tool_calls": [self._call(entry) for entry in message["tool_calls"]]}
+
+    def _call(self, entry: dict[str, Any]) -> dict[str, Any]:
+        function = entry["function"]
+        arguments = function["arguments"]
+        if self.text_arguments and not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        return {**entry, "function": {**function, "arguments": arguments}}
+
+
 def to_chat_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]] | None:
     """Tools as chat templates take them: ``{"type": "function", "function": schema}``."""
     if not tools:
@@ -141,10 +170,17 @@ def merge_system_messages(chat: list[ChatMessage], *, keep_leading: bool) -> lis
 class PromptRenderer:
     """Renders chats through the model's chat template (or an override, or the fallback).
 
-    Rendering keeps no state across requests. At construction, two probe renders tell whether
-    the template refuses a leading system message, or a later one; a request whose chat has
-    such a message gets it folded into the next user turn (that request only). A template
-    that refuses anyway gets a second try with every system message folded.
+    Rendering keeps no state across requests. At construction, probe renders tell what the
+    template needs; a probe that fails in any way (a template error, a ``TypeError``, a
+    ``raise_exception``) means the template does not do that, never an error here:
+
+    - a template that cannot render a chat without tools (it loops over ``tools`` unguarded,
+      as Hermes 3's and Command R+'s) gets an empty tool list instead of none;
+    - one that cannot render a plain user turn at all is replaced by the fallback template,
+      with a warning;
+    - one that refuses a leading system message, or a later one, gets such a message folded
+      into the next user turn (that request only). A template that refuses anyway gets a
+      second try with every system message folded.
     """
 
     model_class: type[_BaseAutoModelClass] = AutoModelForCausalLM
@@ -154,10 +190,22 @@ class PromptRenderer:
         self.tokenizer = tokenizer
         self.uses_fallback = chat_template is None and not tokenizer.chat_template
         self._template = FALLBACK_CHAT_TEMPLATE if self.uses_fallback else chat_template
+        self._no_tools: list[dict[str, Any]] | None = None
+        """What the template gets as ``tools`` when there are none."""
         system, user = SystemMessage(content="Probe."), UserMessage(content="Probe.", source="user")
         answer = AssistantMessage(content="Probe.", source="assistant")
-        self._refuses_leading_system = not self._renders([system, user])
-        self._refuses_later_system = not self._renders([user, answer, system, user])
+        if (failure := self._failure([user])) is not None:
+            self._no_tools = []
+            if self._failure([user]) is not None:
+                warnings.warn(
+                    f"The chat template cannot render a user message ({failure}); the client "
+                    "uses its fallback template. Set chat_template to choose one.",
+                    stacklevel=3,
+                )
+                self._no_tools, self.uses_fallback = None, True
+                self._template = FALLBACK_CHAT_TEMPLATE
+        self._refuses_leading_system = self._failure([system, user]) is not None
+        self._refuses_later_system = self._failure([user, answer, system, user]) is not None
 
     def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
         """The messages as this renderer's chat template takes them."""
@@ -177,11 +225,15 @@ class PromptRenderer:
         messages: Sequence[LLMMessage],
         tools: list[dict[str, Any]] | None,
         add_generation_prompt: bool,
+        /,
+        *,
+        call_turns: CallTurns = CallTurns(),
     ) -> str:
-        """The prompt text of ``messages`` as the template renders it (no system folding)."""
+        """The prompt text of ``messages`` as the template renders it (no system folding),
+        assistant turns with calls in the ``call_turns`` form."""
         text = self.tokenizer.apply_chat_template(
-            self.to_chat(messages),
-            tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools),
+            call_turns.apply(self.to_chat(messages)),
+            tools=cast(list[dict[Any, Any] | Callable[..., Any]] | None, tools or self._no_tools),
             chat_template=self._template,
             add_generation_prompt=add_generation_prompt,
             tokenize=False,
@@ -189,12 +241,13 @@ class PromptRenderer:
         assert isinstance(text, str)
         return text
 
-    def _renders(self, messages: Sequence[LLMMessage]) -> bool:
+    def _failure(self, messages: Sequence[LLMMessage]) -> str | None:
+        """Why the template cannot render ``messages`` (None: it can)."""
         try:
             self.render_messages(messages, None, True)
-        except TemplateError:
-            return False
-        return True
+        except Exception as error:  # any failure of a probe: the template does not do that
+            return f"{type(error).__name__}: {error}"
+        return None
 
     def _render(self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None) -> EncodedPrompt:
         encoding = self.tokenizer.apply_chat_template(
@@ -221,6 +274,7 @@ class PromptRenderer:
         fold_later = any(index > 0 for index in systems) and self._refuses_later_system
         folded = fold_all or fold_later
         rendered = self._folded(chat, keep_leading=not fold_all) if folded else chat
+        tools = tools or self._no_tools
         try:
             return self._render(rendered, tools)
         except TemplateError:

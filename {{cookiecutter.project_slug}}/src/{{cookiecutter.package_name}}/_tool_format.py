@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 from autogen_core import FunctionCall
 from autogen_core.models import (
@@ -26,10 +26,12 @@ from autogen_core.models import (
 from transformers import PreTrainedTokenizerBase
 
 from ._constrained import lark_json
+from ._prompt import CallTurns
 from ._text import THINK_CLOSE
 from ._tool_parsers import (
     GEMMA_QUOTE,
     ID_SLOT,
+    INDEX_SLOT,
     ArgumentSyntax,
     CallFormat,
     MalformedToolCallError,
@@ -42,8 +44,21 @@ SyntaxName = Literal["hermes", "llama3", "mistral"]
 DEFAULT_SYNTAX: SyntaxName = "hermes"
 """The syntax taught to models whose template renders no tool calls (and the fallback's)."""
 
-Render = Callable[[Sequence[LLMMessage], list[dict[str, Any]] | None, bool], str]
-"""Renders messages (with tools, with the generation prompt or not) through the template."""
+class Render(Protocol):
+    """Renders messages (with tools, with the generation prompt or not) through the template,
+    assistant turns with calls in the ``call_turns`` form."""
+
+    def __call__(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool,
+        /,
+        *,
+        call_turns: CallTurns = ...,
+    ) -> str: ...
+
+
 Writer = Callable[[Sequence[tuple[str, str, Any]]], str]
 """Writes calls, each ``(name, id, arguments)``, as one assistant answer."""
 
@@ -64,10 +79,14 @@ _PROBES = (
     _Probe("probe_fn_alpha", "pRbId0001", {"probe_text": "Probe text one", "probe_count": 48213}),
     _Probe("probe_fn_beta", "pRbId0002", {"probe_text": "Probe text two", "probe_count": 7051}),
 )
-_PROBE_SCHEMA = {
+_PROBE_SCHEMA = {  # as AutoGen writes schemas: templates may read any of these keys
     "type": "object",
-    "properties": {"probe_text": {"type": "string"}, "probe_count": {"type": "integer"}},
+    "properties": {
+        "probe_text": {"type": "string", "description": "A text.", "title": "Probe Text"},
+        "probe_count": {"type": "integer", "description": "A count.", "title": "Probe Count"},
+    },
     "required": ["probe_text", "probe_count"],
+    "additionalProperties": False,
 }
 _PROBE_TOOLS = [
     {
@@ -77,10 +96,21 @@ _PROBE_TOOLS = [
     for p in _PROBES
 ]
 _PROBE_RESULT = "Probe result text."
+_PROBE_RESULTS = FunctionExecutionResultMessage(
+    content=[
+        FunctionExecutionResult(
+            content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
+        )
+    ]
+)
+_CALL_TURNS = (CallTurns(), CallTurns(text_arguments=True))
+"""The forms of call turns probed, the usual one first."""
+_PROBE_ANSWER = AssistantMessage(content="Probe answer.", source="assistant")
 _TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
 _XML_VALUE_CLOSERS: Mapping[ArgumentSyntax, str] = {
     "qwen_xml": "\n</parameter>",
     "glm_xml": "</arg_value>",
+    "minimax_xml": "</parameter>",
     "gemma": GEMMA_QUOTE,
 }
 
@@ -138,6 +168,8 @@ class ToolTemplate:
     """The template writes an assistant turn's tool calls."""
     renders_results: bool
     """The template writes tool results."""
+    call_turns: CallTurns = field(default_factory=CallTurns)
+    """The form in which the template writes assistant turns with calls."""
     problem: str | None = None
     """Why the template's call syntax could not be learnt (the default syntax is used)."""
 
@@ -193,57 +225,89 @@ def _assistant(probes: Sequence[_Probe]) -> AssistantMessage:
 def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     """What the template does with tools, learnt from probe renders.
 
-    A template that writes no calls gets the default syntax (the client then writes calls and
-    the tools into the prompt itself); one whose calls cannot be understood too, with the
-    reason in ``problem``.
+    Calls are probed in the usual form (arguments as dicts, content ``""``), then in the
+    others (:data:`_CALL_TURNS`) until one is written and understood; where the probe tools
+    break the template, without tools. A template that writes no calls gets the default
+    syntax (the client then writes calls and the tools into the prompt itself); one whose
+    calls cannot be understood too, with the reason in ``problem``.
     """
+    user = UserMessage(content="Probe request.", source="user")
+    tools: list[dict[str, Any]] | None = _PROBE_TOOLS
 
-    def attempt(messages: Sequence[LLMMessage], tools: list[dict[str, Any]] | None) -> str | None:
+    def attempt(
+        messages: Sequence[LLMMessage], turns: CallTurns, generation_prompt: bool = False
+    ) -> str | None:
         try:
-            return render(messages, tools, False)
+            return render([user, *messages], tools, generation_prompt, call_turns=turns)
         except Exception:  # a template may refuse any probe (raise_exception, missing keys)
             return None
 
-    user = UserMessage(content="Probe request.", source="user")
+    prompt = attempt([], CallTurns(), True)
+    if prompt is None:  # tools break the template: the client writes them, calls are probed alone
+        tools = None
+        prompt = attempt([], CallTurns(), True) or ""
     try:
-        prompt = render([user], _PROBE_TOOLS, True)
         renders_tools = _PROBES[0].name in prompt and _PROBES[0].name not in render(
             [user], None, True
         )
     except Exception:
-        prompt, renders_tools = "", False
-    base = attempt([user, _assistant([])], _PROBE_TOOLS)
-    one = attempt([user, _assistant(_PROBES[:1])], _PROBE_TOOLS)
-    two = attempt([user, _assistant(_PROBES)], _PROBE_TOOLS)
-    result = FunctionExecutionResult(
-        content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
-    )
-    answered = attempt(
-        [user, _assistant(_PROBES[:1]), FunctionExecutionResultMessage(content=[result])],
-        _PROBE_TOOLS,
-    )
-    renders_results = _PROBE_RESULT in (answered or "")
+        renders_tools = False
+    # What the template writes around any answer: what an empty answer and a text answer
+    # share with the calls' render (an empty answer alone may open a calls block: DeepSeek R1).
+    bases = [
+        text
+        for answer in (_assistant([]), _PROBE_ANSWER)
+        if (text := attempt([answer], CallTurns())) is not None
+    ]
     default = written_format(WRITERS[DEFAULT_SYNTAX], vocabulary)
-    if base is None or one is None or _PROBES[0].name not in one:
-        return ToolTemplate(default, renders_tools, False, renders_results)
-    blocks = [_added_text(base, prompt, one, vocabulary)]
-    if two is not None and _PROBES[1].name in two:
-        blocks.append(_added_text(base, prompt, two, vocabulary))
-    try:
-        call_format = _analyze(blocks[0], blocks[1] if len(blocks) > 1 else None, vocabulary)
-    except (LearningError, MalformedToolCallError) as error:
-        return ToolTemplate(default, renders_tools, True, renders_results, problem=str(error))
-    return ToolTemplate(call_format, renders_tools, True, renders_results)
+    learnt: ToolTemplate | None = None
+    for turns in _CALL_TURNS:
+        one = attempt([_assistant(_PROBES[:1])], turns)
+        if not bases or one is None:
+            continue
+        prompted, block = _added_text(bases, prompt, one, vocabulary)
+        if _PROBES[0].name not in block:  # the name elsewhere (in the tools) is no call
+            continue
+        two = attempt([_assistant(_PROBES)], turns)
+        answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], turns)
+        renders_results = _PROBE_RESULT in (answered or "")
+        blocks = [block]
+        if two is not None and _PROBES[1].name in two:
+            blocks.append(_added_text(bases, prompt, two, vocabulary)[1])
+        try:
+            call_format = _analyze(
+                prompted + blocks[0], prompted + blocks[1] if len(blocks) > 1 else None, vocabulary
+            )
+        except (LearningError, MalformedToolCallError) as error:
+            learnt = learnt or ToolTemplate(
+                default, renders_tools, True, renders_results, problem=str(error)
+            )
+            continue
+        call_format = replace(call_format, prompted=prompted)
+        return ToolTemplate(call_format, renders_tools, True, renders_results, turns)
+    if learnt is not None:
+        return learnt
+    answered = attempt([_assistant(_PROBES[:1]), _PROBE_RESULTS], CallTurns())
+    return ToolTemplate(default, renders_tools, False, _PROBE_RESULT in (answered or ""))
 
 
-def _added_text(base: str, prompt: str, longer: str, vocabulary: Vocabulary) -> str:
-    """What the model writes for calls: what ``longer`` has where ``base`` has the empty answer,
-    after what ``prompt`` (the generation prompt) already holds. Tokens stay whole."""
-    short, long = vocabulary.units(base), vocabulary.units(longer)
-    shared = _common(short, long)
+def _added_text(
+    bases: Sequence[str], prompt: str, longer: str, vocabulary: Vocabulary
+) -> tuple[str, str]:
+    """What the model writes for calls: what ``longer`` has where every one of ``bases`` has
+    its answer, after what ``prompt`` (the generation prompt) already holds; and the part of
+    the calls' opening that the generation prompt holds (Functionary v3.2's ``>>>``). Tokens
+    stay whole."""
+    long = vocabulary.units(longer)
+    shorts = [vocabulary.units(base) for base in bases]
+    shared = min(_common(short, long) for short in shorts)
     prefix = max(shared, _common(vocabulary.units(prompt), long))
-    suffix = min(_common(short[::-1], long[::-1]), len(short) - shared, len(long) - prefix)
-    return "".join(long[prefix : len(long) - suffix])
+    suffix = min(
+        min(_common(short[::-1], long[::-1]), len(short) - shared) for short in shorts
+    )
+    suffix = min(suffix, len(long) - prefix)
+    prompted = "".join(long[shared:prefix])  # whitespace there is no part of the calls' syntax
+    return prompted if prompted.strip() else "", "".join(long[prefix : len(long) - suffix])
 
 
 def _common(first: Sequence[str], second: Sequence[str]) -> int:
@@ -302,6 +366,8 @@ def _candidate_syntaxes(text: str, position: int) -> tuple[ArgumentSyntax, ...]:
         return ("qwen_xml",)
     if text.startswith("<arg_key>", position):
         return ("glm_xml",)
+    if text.startswith('<parameter name="', position):
+        return ("minimax_xml",)
     return ()
 
 
@@ -311,21 +377,24 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     first = _locate(one, _PROBES[0], 0)
     head, tail = one[: first.start], one[first.end :]
     call_open, call_close, calls_open, calls_close = head, tail, "", ""
-    separator: str | None = None
+    between, separator = first.between(one), None
     pair = _locate_pair(_slot_ids(two)) if two is not None else None
     if two is not None and pair is not None:
         two = _slot_ids(two)
         a, b = pair
-        if (two[: a.start], two[b.end :], a.between(two), b.between(two)) == (
-            head, tail, first.between(one), first.between(one)
-        ):  # fmt: skip
+        ending = two[b.end :]  # may close the calls where one call is left open (DeepSeek R1)
+        numbered = _numbered(a.between(two), b.between(two))  # Kimi K2 numbers its calls
+        if (two[: a.start], a.between(two), numbered is not None) == (
+            head, between, True
+        ) and ending.startswith(tail):  # fmt: skip
+            between = numbered or between
             gap = vocabulary.units(two[a.end : b.start])
             opening = _common(vocabulary.units(head)[::-1], gap[::-1])
-            closing = min(_common(vocabulary.units(tail), gap), len(gap) - opening)
+            closing = min(_common(vocabulary.units(ending), gap), len(gap) - opening)
             call_open = "".join(gap[len(gap) - opening :])
             call_close = "".join(gap[:closing])
             calls_open = head[: len(head) - len(call_open)]
-            calls_close = tail[len(call_close) :]
+            calls_close = ending[len(call_close) :]
             separator = "".join(gap[closing : len(gap) - opening])
     name_first = first.name < first.arguments
     if not name_first and first.syntax != "json":
@@ -333,7 +402,7 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     call_format = CallFormat(
         calls_open=calls_open,
         call_open=call_open,
-        between=first.between(one),
+        between=between,
         call_close=call_close,
         calls_close=calls_close,
         separator=separator,
@@ -346,6 +415,18 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     if not call_format.json_keys and not call_format.opening.strip():
         raise LearningError("the calls open with no marker and are no JSON objects")
     return call_format
+
+
+def _numbered(first: str, second: str) -> str | None:
+    """The text between name and arguments of two calls, with the numbers that differ from
+    one call to the next as :data:`INDEX_SLOT`; None when they differ otherwise."""
+    pieces, others = re.split(r"(\d+)", first), re.split(r"(\d+)", second)
+    if len(pieces) != len(others) or pieces[::2] != others[::2]:
+        return None
+    return "".join(
+        piece if index % 2 == 0 or piece == other else INDEX_SLOT
+        for index, (piece, other) in enumerate(zip(pieces, others, strict=True))
+    )
 
 
 def _locate_pair(text: str) -> tuple[_Found, _Found] | None:
@@ -395,6 +476,7 @@ def _with_json_body(call_format: CallFormat, text: str, found: _Found) -> CallFo
 _XML_ARGUMENTS: Mapping[ArgumentSyntax, tuple[str, str, str]] = {
     "qwen_xml": ("<parameter={key}>\n", "\n</parameter>", "\n"),
     "glm_xml": ("<arg_key>{key}</arg_key>\n<arg_value>", "</arg_value>", "\n"),
+    "minimax_xml": ('<parameter name="{key}">', "</parameter>", "\n"),
 }
 """How the XML syntaxes write one argument: its opening, the text that closes its value, and
 the text between two arguments."""

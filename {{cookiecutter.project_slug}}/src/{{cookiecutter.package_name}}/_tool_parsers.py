@@ -6,19 +6,23 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml"]
+ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml", "minimax_xml"]
 """How arguments are written: a JSON object; Gemma 4's ``{key:<|"|>text<|"|>,n:1}``;
 Qwen3-Coder's ``<parameter=key>value</parameter>``; GLM's
-``<arg_key>key</arg_key><arg_value>value</arg_value>``."""
+``<arg_key>key</arg_key><arg_value>value</arg_value>``; MiniMax-M2's
+``<parameter name="key">value</parameter>``. The XML syntaxes write strings as they are and
+other values as JSON."""
 
 GEMMA_QUOTE = '<|"|>'
 """The token that delimits strings in Gemma 4's argument syntax."""
 
 ID_SLOT = "\ue000"
 """Stands for the call's id in a format's texts (Mistral writes ids into calls)."""
+INDEX_SLOT = "\ue001"
+"""Stands for the call's number in the answer, from 0 (Kimi K2's ``functions.NAME:0``)."""
 
 Schemas = Mapping[str, Mapping[str, Any]]
 """Each tool's parameters schema, by tool name."""
@@ -30,6 +34,12 @@ _QWEN_PARAMETER = re.compile(r"\s*<parameter=([^>\n]+)>\n?(.*?)\n?</parameter>",
 _GEMMA_KEY = re.compile(r"([^:{}\[\],\s]+)\s*:")
 _GEMMA_SCALAR = re.compile(r"[^,}\]\s]+")
 _GLM_ARGUMENT = re.compile(r"\s*<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.DOTALL)
+_MINIMAX_PARAMETER = re.compile(r'\s*<parameter name="([^"]+)">(.*?)</parameter>', re.DOTALL)
+_XML_ARGUMENTS: Mapping[str, re.Pattern[str]] = {
+    "qwen_xml": _QWEN_PARAMETER,
+    "glm_xml": _GLM_ARGUMENT,
+    "minimax_xml": _MINIMAX_PARAMETER,
+}
 _ARGUMENT_KEYS = ("arguments", "parameters")
 _PYTHON_LITERALS: Mapping[str, Any] = {"True": True, "False": False, "None": None}
 
@@ -77,6 +87,30 @@ class CallFormat:
     json_keys: tuple[str, str] | None = None
     json_open: str = ""
     json_close: str = ""
+    prompted: str = ""
+    """The start of the opening that the generation prompt already writes (Functionary v3.2's
+    ``>>>``): the model's answer goes on from there, so it is read with this text before it."""
+
+    def after_prompt(self) -> CallFormat:
+        """The format of one call as the model writes it after the prompt: without the part
+        of the first call's opening that the prompt holds, numbered 0."""
+        calls_open = _without_start(self.calls_open, self.prompted)
+        rest = self.prompted[len(self.calls_open) - len(calls_open) :]
+        first = replace(
+            self,
+            calls_open=calls_open,
+            call_open=_without_start(self.call_open, rest),
+            json_open=_without_start(self.json_open, rest),
+            prompted="",
+        )
+        if INDEX_SLOT not in self.between + self.call_open + self.call_close:
+            return first
+        return replace(  # the first call's number
+            first,
+            call_open=first.call_open.replace(INDEX_SLOT, "0"),
+            between=first.between.replace(INDEX_SLOT, "0"),
+            call_close=first.call_close.replace(INDEX_SLOT, "0"),
+        )
 
     @property
     def opening(self) -> str:
@@ -87,6 +121,14 @@ class CallFormat:
     def has_marker(self) -> bool:
         """Whether calls open with a marker (not just a JSON object)."""
         return bool(self.opening.strip())
+
+
+def _without_start(text: str, start: str) -> str:
+    """``text`` without the longest beginning it shares with ``start``."""
+    shared = 0
+    while shared < min(len(text), len(start)) and text[shared] == start[shared]:
+        shared += 1
+    return text[shared:]
 
 
 def arguments_json(arguments: Any) -> str:
@@ -104,7 +146,10 @@ def arguments_json(arguments: Any) -> str:
 def lenient(text: str) -> str:
     """A regex for ``text`` in which any run of whitespace may be any (or no) whitespace."""
     pieces = [
-        re.escape(piece).replace(re.escape(ID_SLOT), "[A-Za-z0-9]+") for piece in text.split()
+        re.escape(piece)
+        .replace(re.escape(ID_SLOT), "[A-Za-z0-9]+")
+        .replace(re.escape(INDEX_SLOT), "[0-9]+")
+        for piece in text.split()
     ]
     return r"\s*" + r"\s*".join(pieces) + (r"\s*" if pieces else "")
 
@@ -136,7 +181,7 @@ def read_arguments(
         if not isinstance(value, dict):
             raise MalformedToolCallError(f"arguments must be an object: {text[start:end]!r}")
         return value, end
-    pattern = _QWEN_PARAMETER if syntax == "qwen_xml" else _GLM_ARGUMENT
+    pattern = _XML_ARGUMENTS[syntax]
     properties = (schema or {}).get("properties") or {}
     arguments: dict[str, Any] = {}
     end = start
@@ -233,17 +278,20 @@ class _Patterns:
 @functools.lru_cache(maxsize=16)
 def _patterns(call_format: CallFormat) -> _Patterns:
     opening = call_format.json_open if call_format.json_keys else call_format.call_open
-    if call_format.has_marker:
-        start = lenient(call_format.opening)
-    else:  # a bare JSON object: it starts with one of its keys
-        keys = "|".join(re.escape(key) for key in call_format.json_keys or ("name",))
-        start = r'(?=\{\s*"(?:' + keys + r')"\s*:)'
+    keys = "|".join(re.escape(key) for key in call_format.json_keys or ("name",))
+    json_start = r'(?=\{\s*"(?:' + keys + r')"\s*:)'  # a call's object starts with a key
+    start = lenient(call_format.opening) if call_format.has_marker else json_start
     separator = call_format.separator or ""
+    next_call = separator + opening
     separator = lenient(separator) if separator.strip() else _SEPARATORS  # blank: ";" "," too
+    if next_call.strip() or not call_format.json_keys:
+        next_call = separator + lenient(opening)
+    else:  # calls written one after the other (Llama 4): the next one is the next object
+        next_call = separator + json_start
     closing = call_format.json_close if call_format.json_keys else call_format.call_close
     return _Patterns(
         start=re.compile(start),
-        next_call=re.compile(separator + lenient(opening)),
+        next_call=re.compile(next_call),
         between=re.compile(lenient(call_format.between)),
         call_close=re.compile(lenient(closing)),
         calls_close=re.compile(lenient(call_format.calls_close)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import string
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from autogen_core import FunctionCall
+from autogen_core.models import UserMessage
 from autogen_core.tools import Tool, ToolSchema
 
 from ._config import GenerationSettings
@@ -53,6 +55,8 @@ To call functions, answer with the calls only, written like this:
 
 TOOL_RESULT = "<tool_response>\n{content}\n</tool_response>"
 """How a tool result reaches a template that renders none: in a user turn."""
+
+_PROBE_USER = UserMessage(content="Hello.", source="user")
 
 
 class MalformedToolCallWarning(UserWarning):
@@ -133,6 +137,8 @@ class ToolCalling:
     def __init__(self, renderer: PromptRenderer, config: Config) -> None:
         tokenizer = renderer.tokenizer
         self._tokenizer = tokenizer
+        self._render = renderer.render_messages
+        self._renders_tools = functools.lru_cache(maxsize=64)(self._tools_render)
         self._vocabulary = Vocabulary(tokenizer)
         template = learn_tool_template(renderer.render_messages, self._vocabulary)
         chosen = config.tool_call_format
@@ -161,6 +167,8 @@ class ToolCalling:
         self.hold_from = self._hold_from()
 
     def _hold_from(self) -> tuple[str, ...]:
+        if self.format.prompted:  # the answer may be a call from its first token
+            return ("",)
         opening = self.format.opening.strip()
         if opening:
             first = self._vocabulary.units(opening)[0]
@@ -177,15 +185,33 @@ class ToolCalling:
         """``chat`` and ``tools`` as this chat template takes them.
 
         What the template does not render itself is written as text: tools go into the system
-        message (``TOOLS_SECTION``), calls into the assistant's content in the default syntax,
-        tool results into a user turn (``TOOL_RESULT``).
+        message (``TOOLS_SECTION``; also tools that the template fails on, as one that reads
+        a ``description`` a parameter lacks), calls into the assistant's content in the default
+        syntax, tool results into a user turn (``TOOL_RESULT``). Calls are given in the form
+        the template takes (arguments as dicts or JSON strings).
         """
         template = self.template
         if not template.renders_calls or not template.renders_results:
             chat = self._history_as_text(chat)
-        if tools and not template.renders_tools:
+        chat = template.call_turns.apply(chat)
+        if tools and not (
+            template.renders_tools and self._renders_tools(json.dumps(tools, sort_keys=True))
+        ):
             return _with_system_text(chat, self.tools_section(tools)), None
         return chat, tools
+
+    def _tools_render(self, tools_json: str) -> bool:
+        """Whether the template renders these tools (a JSON list); it warns when not."""
+        try:
+            self._render([_PROBE_USER], json.loads(tools_json), True)
+        except Exception as error:  # any failure: the client writes these tools itself
+            warnings.warn(
+                f"The chat template cannot render these tools ({type(error).__name__}: {error});"
+                " they are written into the system message.",
+                stacklevel=5,
+            )
+            return False
+        return True
 
     def tools_section(self, tools: list[dict[str, Any]]) -> str:
         """The system text that lists ``tools`` and shows how to call them."""
@@ -284,14 +310,17 @@ class ToolCalling:
         if not request.forced:
             return settings, None, None
         lark = call_grammar(
-            self.format, request.forced, self._vocabulary, starts_in_thought=starts_in_thought
+            self.format.after_prompt(),
+            request.forced,
+            self._vocabulary,
+            starts_in_thought=starts_in_thought,
         )
         grammar = Grammar(
             "lark",
             lark,
             self._tokenizer,
             budget=max_new_tokens,
-            closers=closers(self.format, starts_in_thought=starts_in_thought),
+            closers=closers(self.format.after_prompt(), starts_in_thought=starts_in_thought),
         )
         return settings.model_copy(update={"stop": []}), grammar, CallCheck(request.schemas)
 
@@ -320,7 +349,7 @@ class ToolCalling:
                 if request.starts_in_thought:
                     reasoning, _, raw = raw.partition(THINK_CLOSE)
                     thought = reasoning.strip() or None
-                parsed = read_calls(self._strip_end(raw), self.format, schemas)
+                parsed = read_calls(self._answer_text(raw), self.format, schemas)
             elif self.uses_tokenizer_parser:
                 prefix = self._decode_raw(request.prompt_ids)
                 parsed = parse_with_tokenizer(
@@ -335,8 +364,10 @@ class ToolCalling:
                 )
                 content.feed(raw)
                 content.finish()
-                parsed = read_calls(self._strip_end(content.content), self.format, schemas)
+                parsed = read_calls(self._answer_text(content.content), self.format, schemas)
         except MalformedToolCallError as error:
+            if self.format.prompted and not request.forced:
+                return None  # after a prompt that opens calls, any free answer starts like one
             warnings.warn(
                 f"The answer looks like a tool call but cannot be read ({error}); it is returned "
                 "as text.",
@@ -364,6 +395,11 @@ class ToolCalling:
         text = self._tokenizer.decode(token_ids, skip_special_tokens=False)
         assert isinstance(text, str)
         return text
+
+    def _answer_text(self, text: str) -> str:
+        """The answer as calls are read from it: after the part of their opening that the
+        prompt holds, without the special tokens that end it."""
+        return self.format.prompted + self._strip_end(text)
 
     def _strip_end(self, text: str) -> str:
         """``text`` without the special tokens (not the format's markers) that close it."""
