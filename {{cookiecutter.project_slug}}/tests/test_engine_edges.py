@@ -232,6 +232,51 @@ async def test_forced_eos_token_ends_the_answer_as_generate_does(
     assert output.token_ids == expected
 
 
+def decoding_settings(prompt: list[int], first: int, second: int) -> list[dict[str, Any]]:
+    """``generate`` settings that change greedy answers, about the answer's first two tokens."""
+    return [
+        {"min_length": len(prompt) + 10},
+        {"no_repeat_ngram_size": 2},
+        {"bad_words_ids": [[first]]},
+        {"suppress_tokens": [second]},
+        {"begin_suppress_tokens": [first]},
+        {"sequence_bias": {(first,): -100.0}},
+        {"exponential_decay_length_penalty": (2, 1.5)},
+        {"encoder_repetition_penalty": 1.5},
+        {"encoder_no_repeat_ngram_size": 2},
+        {"repetition_penalty": 1.5},
+        {"renormalize_logits": True},
+        {"min_new_tokens": 10},
+        {"eos_token_id": [second]},
+        {"forced_eos_token_id": second},
+        {"use_cache": False},
+        {"watermarking_config": {"greenlist_ratio": 0.25}},
+    ]
+
+
+async def test_decoding_settings_decoding_together_give_what_generate_gives(
+    client: Client, tiny_model_path: Path, tokenizer: PreTrainedTokenizerBase
+) -> None:
+    prompt = template_ids(tokenizer, [{"role": "user", "content": PROMPTS[2][0].content}])
+    model = load_model(tiny_model_path)
+    plain = bare_generate(model, prompt, max_new_tokens=12, do_sample=False)
+    settings = decoding_settings(prompt, plain[0], plain[1])
+    expected = [
+        bare_generate(model, prompt, max_new_tokens=12, do_sample=False, **args)
+        for args in settings
+    ]
+    generations = [
+        client._engine.submit(
+            GenerationRequest(prompt, 12, client._settings, extra_arguments=args), None
+        )
+        for args in settings
+    ]
+    outputs = await asyncio.gather(*(outcome(generation.result()) for generation in generations))
+    for args, output, ids in zip(settings, outputs, expected, strict=True):
+        assert not isinstance(output, BaseException), args
+        assert output.token_ids == ids, args
+
+
 @pytest.mark.parametrize(
     "args",
     [
