@@ -125,16 +125,30 @@ def test_engine_benchmark_compares_workloads_with_their_baselines(
     printed, result = _bench(baked, "bench_engine", "--model", str(tiny_model), "--repeats", "1")
     assert "staggered arrivals" in printed
     for ratio in (
+        "single_vs_bare",
+        "gathered_vs_static_batch",
         "staggered_vs_static_batch",
         "short_behind_long_vs_alone",
         "conversation_vs_reuse_limit",
     ):
         assert result[ratio] > 0
-    assert len(result["targets"]) == 3
+    assert len(result["targets"]) == 5
     _targets_reported(printed, result["targets"])
     tokens = result["conversation_prompt_tokens"]
     assert tokens == sorted(tokens)
     assert tokens[0] >= 1000
+
+
+def test_engine_benchmark_runs_the_batching_workloads_alone(baked: Path, tiny_model: Path) -> None:
+    arguments = ("--model", str(tiny_model), "--repeats", "1", "--workloads", "batching")
+    printed, result = _bench(baked, "bench_engine", *arguments, "--new-tokens", "8")
+    assert result["new_tokens"] == 8
+    assert set(result["targets"]) == {
+        "single request vs bare generate",
+        "gathered vs static batch",
+        "staggered arrivals vs static batch",
+    }
+    _targets_reported(printed, result["targets"])
 
 
 @pytest.mark.skipif(VLLM_PYTHON is None, reason="no vLLM: set VLLM_TEST_PYTHON (.ci/run does)")

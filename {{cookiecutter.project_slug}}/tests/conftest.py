@@ -11,6 +11,8 @@ from tiny_models import build_tiny_model
 from vllm_server import PYTHON_VARIABLE, vllm_python, vllm_server
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
+from {{ cookiecutter.package_name }}._generation import GenerationOutput
+from {{ cookiecutter.package_name }}._local_engine import LocalGeneration
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -58,3 +60,17 @@ async def engine_client(
     shared = Client(model_name=str(tiny_model_path), max_new_tokens=24, do_sample=False, **server)
     yield shared
     await shared.close()
+
+
+@pytest.fixture
+def outputs(monkeypatch: pytest.MonkeyPatch) -> list[GenerationOutput]:
+    """Every output the local engine hands over, in order."""
+    seen: list[GenerationOutput] = []
+    original = LocalGeneration.finish
+
+    def finish(self: LocalGeneration, output: GenerationOutput) -> None:
+        seen.append(output)
+        original(self, output)
+
+    monkeypatch.setattr(LocalGeneration, "finish", finish)
+    return seen

@@ -8,7 +8,7 @@ import random
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from autogen_core.models import (
     SystemMessage,
     UserMessage,
 )
-from reference import bare_generate, load_model, template_ids
+from mixing import PROMPTS, alone, assert_good, good_ones
 from scripting import HELLO, StepRecorder, scripted_args, start_long_request
 from tiny_models import build_tiny_gpt2
 from transformers import AutoTokenizer, LogitsProcessorList, PreTrainedTokenizerBase
@@ -30,13 +30,8 @@ from transformers import AutoTokenizer, LogitsProcessorList, PreTrainedTokenizer
 from {{ cookiecutter.package_name }} import ClientClosedError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }}._generation import GenerationOutput, GenerationRequest
-from {{ cookiecutter.package_name }}._local_engine import LocalGeneration
 from {{ cookiecutter.package_name }}._prefix_cache import PrefixCache
 
-PROMPTS = [
-    [UserMessage(content=text, source="user")]
-    for text in ("Hi", "Tell me about the weather in Paris.", "Numbers: 1 2 3", "café 日本語 🙂?")
-]
 SYSTEM = SystemMessage(
     content="You are a careful assistant. Answer briefly. Use the tools when they help. " * 8
 )
@@ -45,28 +40,6 @@ SYSTEM = SystemMessage(
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_path: Path) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(tiny_model_path)
-
-
-@pytest.fixture
-def outputs(monkeypatch: pytest.MonkeyPatch) -> list[GenerationOutput]:
-    """Every output the local engine hands over, in order."""
-    seen: list[GenerationOutput] = []
-    original = LocalGeneration.finish
-
-    def finish(self: LocalGeneration, output: GenerationOutput) -> None:
-        seen.append(output)
-        original(self, output)
-
-    monkeypatch.setattr(LocalGeneration, "finish", finish)
-    return seen
-
-
-def alone(tiny_model_path: Path, tokenizer: PreTrainedTokenizerBase) -> Iterator[list[int]]:
-    """Bare greedy ``generate`` answers to PROMPTS, 10 + 5 i tokens each."""
-    model = load_model(tiny_model_path)
-    for i, prompt in enumerate(PROMPTS):
-        ids = template_ids(tokenizer, [{"role": "user", "content": prompt[0].content}])
-        yield bare_generate(model, ids, max_new_tokens=10 + 5 * i, do_sample=False)
 
 
 # -- Continuous scheduling ---------------------------------------------------------------------
@@ -149,25 +122,6 @@ async def test_a_request_running_alone_does_not_block_the_others(client: Client)
 
 
 # -- Isolation ---------------------------------------------------------------------------------
-
-
-async def good_ones(client: Client) -> list[asyncio.Task[CreateResult]]:
-    return [
-        asyncio.create_task(
-            client.create(prompt, extra_create_args={"max_new_tokens": 10 + 5 * i})
-        )
-        for i, prompt in enumerate(PROMPTS)
-    ]
-
-
-async def assert_good(
-    tasks: list[asyncio.Task[CreateResult]],
-    tiny_model_path: Path,
-    tokenizer: PreTrainedTokenizerBase,
-) -> None:
-    results = await asyncio.gather(*tasks)
-    for result, ids in zip(results, alone(tiny_model_path, tokenizer), strict=True):
-        assert result.content == tokenizer.decode(ids, skip_special_tokens=True)
 
 
 @pytest.mark.parametrize(
@@ -407,7 +361,10 @@ def test_prefix_cache_keeps_one_entry_for_a_growing_conversation() -> None:
 # -- Every future resolves ---------------------------------------------------------------------
 
 
-KINDS = ("good", "stream", "token", "wait_for", "bad", "beams", "explode")
+KINDS = (
+    "good", "stream", "token", "wait_for", "bad", "beams", "explode",
+    "lookup", "exit", "timed", "contrastive",
+)
 
 
 class RandomMix:
@@ -436,10 +393,10 @@ class RandomMix:
             assert self.closed
             return "closed"
         except ValueError:
-            assert kind == "bad"
+            assert kind in ("bad", "contrastive")
             return "refused"
         except RuntimeError:
-            assert kind == "explode"
+            assert kind in ("explode", "exit")
             return "failed"
 
     async def _run(self, kind: str, p: int) -> str:
@@ -472,6 +429,25 @@ class RandomMix:
             await client.create(PROMPTS[p], extra_create_args={"num_beams": "abc"})
         elif kind == "beams":
             await client.create(PROMPTS[p], extra_create_args={"num_beams": 2, "max_new_tokens": 6})
+        elif kind == "lookup":
+            result = await client.create(
+                PROMPTS[p], extra_create_args={**args, "prompt_lookup_num_tokens": 2}
+            )
+            assert result.content == self.expected[p]
+        elif kind == "exit":
+            processor = StepRecorder(exit_at_step_3)
+            await client.create(
+                PROMPTS[p], extra_create_args={"logits_processor": LogitsProcessorList([processor])}
+            )
+        elif kind == "timed":
+            slow = LogitsProcessorList([StepRecorder(lambda _: time.sleep(0.005))])
+            result = await client.create(
+                PROMPTS[p],
+                extra_create_args={"max_time": 0.01, "max_new_tokens": 300, "logits_processor": slow},
+            )
+            assert result.usage.completion_tokens < 300  # 300 steps take 1.5 s at least
+        elif kind == "contrastive":
+            await client.create(PROMPTS[p], extra_create_args={"penalty_alpha": 0.5, "top_k": 4})
         else:
             processor = StepRecorder(explode_at_step_3)
             await client.create(
@@ -483,6 +459,11 @@ class RandomMix:
 def explode_at_step_3(step: int) -> None:
     if step == 3:
         raise RuntimeError("boom")
+
+
+def exit_at_step_3(step: int) -> None:
+    if step == 3:
+        raise SystemExit("leaving")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -529,6 +510,7 @@ from autogen_core.models import UserMessage
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 
 model, steps_file, from_thread = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3] == "yes"
+alone = dict(num_beams=2) if sys.argv[4] == "alone" else {}
 
 
 class Count(LogitsProcessor):
@@ -549,7 +531,7 @@ client = Client(model_name=model, do_sample=False)
 async def request():
     await client.create(
         [UserMessage(content="Hi", source="u")],
-        extra_create_args=dict(max_new_tokens=100000, logits_processor=[Count()]),
+        extra_create_args=dict(max_new_tokens=100000, logits_processor=[Count()], **alone),
     )
 
 
@@ -567,9 +549,10 @@ print("leaving", flush=True)
 """
 
 
+@pytest.mark.parametrize("how", ["batched", "alone"])
 @pytest.mark.parametrize("from_thread", [False, True], ids=["main-thread", "daemon-thread"])
 def test_a_process_with_requests_in_flight_exits_promptly(
-    tiny_model_path: Path, tmp_path: Path, from_thread: bool
+    tiny_model_path: Path, tmp_path: Path, from_thread: bool, how: str
 ) -> None:
     steps_file = tmp_path / "steps"
     completed = subprocess.run(
@@ -580,12 +563,13 @@ def test_a_process_with_requests_in_flight_exits_promptly(
             str(tiny_model_path),
             str(steps_file),
             "yes" if from_thread else "no",
+            how,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 0, completed.stderr  # not killed at the end (SIGABRT)
     assert "leaving" in completed.stdout
     steps = int(steps_file.read_text())
     assert steps < 2000, f"the model went on for {steps} steps after the script ended"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
@@ -226,9 +227,17 @@ async def test_json_output_with_tools_is_refused(client: Client) -> None:
         await client.create(MESSAGES, tools=[tool], json_output=True)
 
 
-async def test_beam_search_is_refused(client: Client) -> None:
-    with pytest.raises(ValueError, match="num_beams"):
-        await client.create(MESSAGES, json_output=True, extra_create_args={"num_beams": 2})
+@pytest.mark.parametrize(
+    ("strategy", "named"),
+    [({"num_beams": 2}, "num_beams"), ({"prompt_lookup_num_tokens": 3}, "prompt_lookup_num_tokens")],
+)
+async def test_whole_sequence_strategies_are_refused_up_front(
+    client: Client, strategy: dict[str, int], named: str
+) -> None:
+    beside = asyncio.ensure_future(client.create(MESSAGES, json_output=True))
+    with pytest.raises(ValueError, match=named):
+        await client.create(MESSAGES, json_output=True, extra_create_args=strategy)
+    assert isinstance((await asyncio.wait_for(beside, 300)).content, str)  # beside: answered
 
 
 async def test_json_output_needs_the_capability(tiny_model_path: Path) -> None:

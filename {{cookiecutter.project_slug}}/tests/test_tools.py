@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -499,11 +500,19 @@ async def test_tool_choice_errors_are_clear(
         await tool_client.create([ASK], tools=tools, tool_choice=tool_choice)
 
 
-async def test_forced_calls_refuse_beam_search(tool_client: Client) -> None:
-    with pytest.raises(ValueError, match="num_beams must be 1"):
+@pytest.mark.parametrize(
+    ("strategy", "named"),
+    [({"num_beams": 2}, "num_beams must be 1"), ({"prompt_lookup_num_tokens": 3}, "prompt_lookup")],
+)
+async def test_forced_calls_refuse_whole_sequence_strategies(
+    tool_client: Client, strategy: dict[str, int], named: str
+) -> None:
+    beside = asyncio.ensure_future(tool_client.create([ASK], tools=TOOLS, tool_choice="required"))
+    with pytest.raises(ValueError, match=named):
         await tool_client.create(
-            [ASK], tools=TOOLS, tool_choice="required", extra_create_args={"num_beams": 2}
+            [ASK], tools=TOOLS, tool_choice="required", extra_create_args=strategy
         )
+    assert (await asyncio.wait_for(beside, 300)).finish_reason == "function_calls"
 
 
 async def test_missing_llguidance_is_a_clear_error(

@@ -481,7 +481,7 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         finish_reason: FinishReasons
         if parser.stopped or output.ended_with_eos:
             finish_reason = "stop"
-        elif len(output.token_ids) >= prepared.generation.max_new_tokens:
+        elif output.out_of_time or len(output.token_ids) >= prepared.generation.max_new_tokens:
             finish_reason = "length"
         else:
             finish_reason = "stop"

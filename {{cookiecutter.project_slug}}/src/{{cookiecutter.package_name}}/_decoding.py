@@ -3,12 +3,13 @@
 The processors are transformers' own, built from the request's settings exactly as
 ``generate`` builds them (temperature, top-k/top-p, repetition penalty, ``min_new_tokens``,
 ...), so a request decodes the same whether it runs alone or beside others. A request whose
-decoding strategy needs ``generate`` itself (beam search, assisted decoding, contrastive
-search) is marked to run alone.
+decoding strategy needs ``generate`` itself (beam search, assisted decoding) is marked to run
+alone; settings the engine cannot honour exactly are refused before the request starts.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
@@ -28,6 +29,7 @@ from ._generation import (
     CLIENT_CONTROLLED,
     PASSTHROUGH_ARGUMENTS,
     SAMPLING_FIELDS,
+    UNSUPPORTED,
     Constraint,
     GenerationRequest,
     TokenConstraint,
@@ -35,6 +37,22 @@ from ._generation import (
 
 _STEPWISE_MODES = frozenset({GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE})
 """Decoding strategies that choose one token per step from the logits: they can share steps."""
+
+_STRATEGY_FIELDS = ("num_beams", "prompt_lookup_num_tokens", "assistant_early_exit", "use_mtp")
+"""Generation arguments that choose a strategy needing ``generate`` itself."""
+
+
+def _whole_sequence_strategy(config: GenerationConfig) -> str | None:
+    """The settings that make a request need ``generate`` itself (beams, assisted decoding,
+    classifier-free guidance), named; None when it chooses one token per step."""
+    if config.get_generation_mode() in _STEPWISE_MODES:
+        return None if config.guidance_scale in (None, 1) else f"guidance_scale={config.guidance_scale!r}"
+    named = [
+        f"{name}={value!r}"
+        for name in _STRATEGY_FIELDS
+        if (value := getattr(config, name, None)) not in (None, False, 1)
+    ]
+    return ", ".join(named) or str(config.get_generation_mode().value)
 
 
 class _PreparesGeneration(Protocol):
@@ -51,6 +69,7 @@ class _PreparesGeneration(Protocol):
 
     def _get_logits_processor(
         self, generation_config: GenerationConfig, input_ids_seq_length: int | None = None,
+        encoder_input_ids: torch.Tensor | None = None,
         logits_processor: LogitsProcessorList | None = None, device: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
     ) -> LogitsProcessorList: ...
@@ -112,6 +131,8 @@ def request_settings(
     overrides = {k: v for k, v in extra_create_args.items() if k in GenerationSettings.model_fields}
     passthrough = {k: v for k, v in extra_create_args.items() if k not in overrides}
     for name, value in passthrough.items():
+        if name in UNSUPPORTED:
+            raise ValueError(f"extra_create_args[{name!r}] is not supported: {UNSUPPORTED[name]}.")
         if name in CLIENT_CONTROLLED:
             raise ValueError(
                 f"extra_create_args[{name!r}] is set by the client: {CLIENT_CONTROLLED[name]}."
@@ -165,6 +186,7 @@ class TokenChooser:
     _sample = False
     _generator: torch.Generator | None = None
     _stop: StopStringCriteria | None = None
+    _deadline: float | None = None
 
     def __init__(
         self,
@@ -181,11 +203,14 @@ class TokenChooser:
             raise ValueError(f"Unknown generation arguments: {sorted(model_kwargs)}")
         config.validate(strict=True)
         self.prompt_length = len(request.input_ids)
-        self.runs_alone = (
-            config.get_generation_mode() not in _STEPWISE_MODES
-            or bool(request.model_inputs)
-            or config.guidance_scale not in (None, 1)
-        )
+        self.max_time: float | None = config.max_time
+        strategy = _whole_sequence_strategy(config)
+        if strategy is not None and request.constraint is not None:
+            raise ValueError(
+                f"a grammar (JSON output, a forced tool call) chooses one token at a time: "
+                f"{strategy} cannot be used with it."
+            )
+        self.runs_alone = strategy is not None or bool(request.model_inputs)
         eos = config.eos_token_id
         self.eos: frozenset[int] = frozenset(
             () if eos is None else [eos] if isinstance(eos, int) else [int(token) for token in eos]
@@ -196,21 +221,37 @@ class TokenChooser:
         if request.constraint is not None:
             user.append(ConstrainedLogits(request.constraint, set(self.eos), self.prompt_length))
         preparer._prepare_special_tokens(config, True, device=model.device)
+        config.max_length = self.prompt_length + request.max_new_tokens  # as generate sets it
+        prompt = torch.tensor([request.input_ids], dtype=torch.long, device=model.device)
         self._processors = preparer._get_logits_processor(
             config,
             input_ids_seq_length=self.prompt_length,
+            encoder_input_ids=prompt,
             logits_processor=LogitsProcessorList(user),
             device=str(model.device),
-            model_kwargs={"attention_mask": torch.ones((1, self.prompt_length), dtype=torch.long)},
+            model_kwargs={"attention_mask": torch.ones_like(prompt)},
         )
         self._sample = bool(config.do_sample)
-        if request.settings.seed is not None:
-            self._generator = torch.Generator(model.device).manual_seed(request.settings.seed)
+        if self._sample:  # never the global generator: a seeded request alone draws from it
+            self._generator = torch.Generator(model.device)
+            if request.settings.seed is None:
+                self._generator.seed()
+            else:
+                self._generator.manual_seed(request.settings.seed)
         stop = request.settings.stop
         self._stop = StopStringCriteria(tokenizer, stop) if stop else None
         self._ids = torch.empty((1, self.prompt_length + request.max_new_tokens), dtype=torch.long)
         self._ids[0, : self.prompt_length] = torch.tensor(request.input_ids, dtype=torch.long)
         self._length = self.prompt_length
+
+    def start_clock(self) -> None:
+        """The request starts being processed: its ``max_time`` counts from now."""
+        if self.max_time is not None:
+            self._deadline = time.monotonic() + self.max_time
+
+    def out_of_time(self) -> bool:
+        """Whether the request's ``max_time`` ran out."""
+        return self._deadline is not None and time.monotonic() > self._deadline
 
     def choose(self, logits: torch.Tensor) -> int:
         """The next token from this request's logits (``[1, vocab]``, float32)."""

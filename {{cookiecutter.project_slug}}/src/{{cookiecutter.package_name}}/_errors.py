@@ -41,3 +41,18 @@ class ClientClosedError(RuntimeError):
 class ModelLoadError(OSError):
     """The model cannot be loaded: a missing or incomplete directory, a name the hub does not
     know, a hub that cannot be reached. The message names the model and what to do."""
+
+
+class RequestFailedError(RuntimeError):
+    """A request's own code (a logits processor, a grammar) raised what is no ``Exception``,
+    such as ``SystemExit``: it ends that request only (the original is its ``__cause__``)."""
+
+
+def request_error(error: BaseException) -> Exception:
+    """``error`` as the failure of one request: an ``Exception`` as it is, anything else
+    wrapped, so that it stops neither the engine thread nor the caller's event loop."""
+    if isinstance(error, Exception):
+        return error
+    wrapped = RequestFailedError(f"The request's decoding raised {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped

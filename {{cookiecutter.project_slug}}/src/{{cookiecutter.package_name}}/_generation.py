@@ -28,10 +28,32 @@ CLIENT_CONTROLLED: dict[str, str] = {
 }
 """``generate`` arguments the client sets itself, or whose output it cannot return."""
 
+_MOVED_TO_HUB = (
+    "transformers moved it to a hub repository (custom_generate, run with trust_remote_code); "
+    "the client does not download and run code"
+)
+UNSUPPORTED: dict[str, str] = {
+    "penalty_alpha": f"contrastive search: {_MOVED_TO_HUB}",
+    "dola_layers": f"DoLa decoding: {_MOVED_TO_HUB}",
+    "num_beam_groups": f"group beam search: {_MOVED_TO_HUB}",
+    "diversity_penalty": f"group beam search: {_MOVED_TO_HUB}",
+    "constraints": f"constrained beam search: {_MOVED_TO_HUB}",
+    "force_words_ids": f"constrained beam search: {_MOVED_TO_HUB}",
+    "token_healing": "it rewrites the end of the prompt, which the client builds and counts",
+    "cache_implementation": "the engine keeps the keys and values itself (batching, prefix reuse)",
+    "cache_config": "the engine keeps the keys and values itself (batching, prefix reuse)",
+    "max_cache_len": "the engine keeps the keys and values itself (batching, prefix reuse)",
+    "continuous_batching_config": "the engine schedules requests itself",
+}
+"""``generate`` arguments the engine cannot honour exactly: refused, with the reason."""
+
 PASSTHROUGH_ARGUMENTS = frozenset(
     name
     for name in GenerationConfig().to_dict()  # type: ignore[no-untyped-call]
-    if not name.startswith("_") and name not in CLIENT_CONTROLLED and name != "transformers_version"
+    if not name.startswith("_")
+    and name not in CLIENT_CONTROLLED
+    and name not in UNSUPPORTED
+    and name != "transformers_version"
 ) | {"logits_processor"}
 """Generation arguments that ``extra_create_args`` may pass on to the model's decoding."""
 
@@ -118,3 +140,5 @@ class GenerationOutput:
     cancelled: bool
     reused_prompt_tokens: int = 0
     """Leading prompt tokens whose keys and values were reused instead of processed again."""
+    out_of_time: bool = False
+    """The request's ``max_time`` ran out before its other ends."""

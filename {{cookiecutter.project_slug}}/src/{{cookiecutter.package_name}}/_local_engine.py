@@ -146,17 +146,20 @@ class LocalEngine:
         name: str,
     ) -> None:
         self.prefix_cache = PrefixCache(config.prefix_cache_mb * _MB)
+        stopping = threading.Event()
         self._scheduler = Scheduler(
             tokenizer,
             max_batch_size=config.max_batch_size,
             prefix_cache=self.prefix_cache,
             between_solo_steps=lambda: self._thread.run_calls(),
+            closing=stopping,
         )
         self._thread = EngineThread(
             name,
             step=self._scheduler.step,
             busy=lambda: not self._scheduler.idle,
             on_stop=self._scheduler.fail_all,
+            stopping=stopping,
         )
         self.model: Future[PreTrainedModel] = self._thread.call(self._load, config, model_class)
         """The loaded model (for benchmarks and tests; runs on the engine thread only)."""
@@ -185,7 +188,6 @@ class LocalEngine:
     def stop(self) -> None:
         """Ask the engine thread to stop after its current step (any thread; does not wait)."""
         self._closed = True
-        self._scheduler.closing.set()
         self._thread.stop(ClientClosedError("The client was closed."))
 
     async def close(self) -> None:
@@ -195,4 +197,8 @@ class LocalEngine:
         self.stop()
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         self.model.cancel()
+        released: Future[PreTrainedModel] = Future()
+        released.set_exception(ClientClosedError("The client was closed."))
+        self.model = released  # nothing here holds the model any more
+        self._scheduler.detach()
         self.prefix_cache.clear()

@@ -15,6 +15,8 @@ Each step: take new requests (checked one by one: a bad one fails alone, before 
 start waiting ones while there is room, prefill one chunk of a starting prompt (taking any
 prefix the prefix cache holds), then decode one token for every running request. A request
 leaves the batch as soon as it is done, cancelled or failed, and its result goes out then.
+Whatever a request's own code raises (its logits processors, its grammar), ``SystemExit``
+included, ends that request only.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from ._decoding import TokenChooser
-from ._errors import ClientClosedError
+from ._errors import ClientClosedError, request_error
 from ._generation import GenerationOutput, GenerationRequest
 from ._kv_batch import KVBatch, batchable_layer_types, cache_layers, new_cache
 from ._prefix_cache import PrefixCache
@@ -43,7 +45,7 @@ PREFILL_CHUNK_TOKENS = 512
 """Prompt tokens processed in one step while other requests decode: a long prompt delays
 their next token by one chunk, not by the whole prompt."""
 
-FinishReason = Literal["eos", "length", "stop", "cancelled"]
+FinishReason = Literal["eos", "length", "stop", "time", "cancelled"]
 
 
 class Job(Protocol):
@@ -96,6 +98,7 @@ class Scheduler:
         max_batch_size: int,
         prefix_cache: PrefixCache,
         between_solo_steps: Callable[[], None],
+        closing: threading.Event,
     ) -> None:
         self._tokenizer = tokenizer
         self._max_batch_size = max_batch_size
@@ -114,8 +117,8 @@ class Scheduler:
         self._cache_argument = "cache"
         self._logits_to_keep = False
         self._refused: BaseException | None = None
-        self.closing = threading.Event()
-        """Set (from any thread) when the engine closes: a request running alone stops too."""
+        self._closing = closing
+        """Set (from any thread) when the engine stops: a request running alone stops too."""
 
     # -- Any thread ---------------------------------------------------------------------------
 
@@ -148,6 +151,12 @@ class Scheduler:
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in parameters
+
+    def detach(self) -> None:
+        """Let go of the model and every key and value (the engine closed)."""
+        self.fail_all(ClientClosedError("The client was closed."))
+        self._model = None
+        self._batch = None
 
     def fail_all(self, error: BaseException) -> None:
         """Answer every request and refuse later ones (the engine closed, or the model could
@@ -196,7 +205,7 @@ class Scheduler:
                 continue  # cancelled while queued: already answered
             try:
                 chooser = TokenChooser(self._model, self._tokenizer, job.request)
-            except Exception as error:  # this request's settings: it fails alone
+            except BaseException as error:  # this request's settings: it fails alone
                 job.fail(ValueError(f"Invalid generation settings: {error}"))
                 continue
             row = _Row(job, chooser)
@@ -222,6 +231,7 @@ class Scheduler:
             reused, layers = self.prefix_cache.longest(row.prompt)
             row.cache = new_cache(self._layer_types, layers)
             row.processed = row.reused = reused
+            row.chooser.start_clock()
             self._prefilling.append(row)
 
     def _forward(self, **inputs: Any) -> torch.Tensor:
@@ -252,9 +262,9 @@ class Scheduler:
                 position_ids=torch.arange(row.processed, end, device=device).unsqueeze(0),
                 **{self._cache_argument: row.cache},
             )
-        except Exception as error:
+        except BaseException as error:
             self._prefilling.remove(row)
-            row.job.fail(error)
+            row.job.fail(request_error(error))
             return
         row.processed = end
         if end < len(row.prompt):
@@ -264,8 +274,8 @@ class Scheduler:
         self.prefix_cache.store(row.prompt, cache_layers(cache))
         try:
             reason = self._choose(row, logits)
-        except Exception as error:  # this request's processor or grammar: it fails alone
-            row.job.fail(error)
+        except BaseException as error:  # this request's processor or grammar: it fails alone
+            row.job.fail(request_error(error))
             return
         if reason is not None:
             self._finish(row, reason)
@@ -290,20 +300,20 @@ class Scheduler:
                 position_ids=torch.tensor(positions, device=device).unsqueeze(1),
                 **{self._cache_argument: self._batch.cache},
             )
-        except Exception as error:  # the model failed for the whole batch: fail it, go on
+        except BaseException as error:  # the model failed for the whole batch: fail it, go on
             self._batch.shrink()
             logger.exception("A decoding step failed for %d requests", len(self._rows))
             rows, self._rows = self._rows, []
             self._batch.keep([])
             for row in rows:
-                row.job.fail(error)
+                row.job.fail(request_error(error))
             return
         leaving: dict[int, FinishReason | Exception] = {}
         for index, row in enumerate(self._rows):
             try:
                 reason = self._choose(row, logits[index : index + 1])
-            except Exception as error:  # this request's processor or grammar: it fails alone
-                leaving[index] = error
+            except BaseException as error:  # this request's processor or grammar: it fails alone
+                leaving[index] = request_error(error)
                 continue
             if reason is not None:
                 leaving[index] = reason
@@ -322,6 +332,8 @@ class Scheduler:
             return "stop"
         if len(row.tokens) >= row.job.request.max_new_tokens:
             return "length"
+        if row.chooser.out_of_time():
+            return "time"
         return None
 
     def _leave(
@@ -352,47 +364,55 @@ class Scheduler:
                 ended_with_eos=reason == "eos",
                 cancelled=reason == "cancelled",
                 reused_prompt_tokens=row.reused,
+                out_of_time=reason == "time",
             )
         )
 
     def _run_solo(self, row: _Row) -> None:
         """Run a request alone with ``generate``, stepping the others between its steps."""
         assert self._model is not None
+        interrupted = False
 
-        def on_token(token: int) -> bool:
-            if token >= 0:
-                row.tokens.append(token)
-                row.job.deliver([token])
-            return not (row.job.cancelled or self.closing.is_set())
+        def on_tokens(tokens: list[int]) -> bool:
+            nonlocal interrupted
+            if tokens:
+                row.tokens.extend(tokens)
+                row.job.deliver(tokens)
+            interrupted = row.job.cancelled or self._closing.is_set()
+            return not interrupted
 
         def between_steps() -> None:
             try:
                 self._between_solo_steps()
                 self._take_incoming()
                 self._step_together()
-            except Exception:  # never into the solo request's generate
+            except BaseException:  # never into the solo request's generate
                 logger.exception("A step beside a request running alone failed")
 
         self._in_solo = True
+        row.chooser.start_clock()
         try:
             tokens = generate_alone(
-                self._model, self._tokenizer, row.job.request, row.chooser.eos, on_token, between_steps
+                self._model, self._tokenizer, row.job.request, row.chooser.eos, on_tokens, between_steps
             )
-        except Exception as error:
-            row.job.fail(error)
+        except BaseException as error:  # this request's settings or processors: it fails alone
+            row.job.fail(request_error(error))
             return
         finally:
             self._in_solo = False
         if len(tokens) > len(row.tokens):  # beam search: the tokens are known at the end
             row.tokens = tokens
             row.job.deliver(tokens)
-        if row.job.cancelled:
-            reason: FinishReason = "cancelled"
-        elif row.tokens and row.tokens[-1] in row.chooser.eos:
-            reason = "eos"
-        elif len(row.tokens) >= row.job.request.max_new_tokens:
-            reason = "length"
-        else:
-            reason = "stop"
-        self._finish(row, reason)
+        self._finish(row, self._solo_reason(row, cancelled=interrupted or row.job.cancelled))
 
+    def _solo_reason(self, row: _Row, *, cancelled: bool) -> FinishReason:
+        """Why a request that ran alone ended."""
+        if cancelled:
+            return "cancelled"
+        if row.tokens and row.tokens[-1] in row.chooser.eos:
+            return "eos"
+        if len(row.tokens) >= row.job.request.max_new_tokens:
+            return "length"
+        if row.chooser.out_of_time():
+            return "time"
+        return "stop"

@@ -32,7 +32,9 @@ class _SoloStopping(StoppingCriteria):
     """Ends the request on its own conditions, and runs ``between_steps`` after each step.
 
     With beam search the rows are beams, judged one by one (they get reordered, so tokens are
-    read from the result); otherwise the one row's new token is recorded and handed over.
+    read from the result). Otherwise the one row's new tokens (several in one step with
+    assisted decoding) are recorded one by one, up to the first that ends the request, and
+    handed over.
     """
 
     def __init__(
@@ -40,7 +42,7 @@ class _SoloStopping(StoppingCriteria):
         tokenizer: PreTrainedTokenizerBase,
         request: GenerationRequest,
         eos: frozenset[int],
-        on_token: Callable[[int], bool],
+        on_tokens: Callable[[list[int]], bool],
         between_steps: Callable[[], None],
         *,
         beams: bool,
@@ -50,7 +52,7 @@ class _SoloStopping(StoppingCriteria):
             StopStringCriteria(tokenizer, request.settings.stop) if request.settings.stop else None
         )
         self._eos = eos
-        self._on_token = on_token
+        self._on_tokens = on_tokens
         self._between_steps = between_steps
         self._beams = beams
         self._max_new_tokens = request.max_new_tokens
@@ -60,25 +62,32 @@ class _SoloStopping(StoppingCriteria):
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
         self._between_steps()
-        generated = input_ids[:, self._prompt_length :]
-        stopped = (
-            self._stop(generated, scores)
-            if self._stop is not None
-            else torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        )
         if self._beams:
-            carry_on = self._on_token(-1)
-            return cast(torch.BoolTensor, stopped | (not carry_on))
-        token = int(input_ids[0, -1])
-        self.token_ids.append(token)
-        carry_on = self._on_token(token)
-        done = (
-            not carry_on
-            or token in self._eos
-            or len(self.token_ids) >= self._max_new_tokens
-            or bool(stopped.any())
-        )
-        return cast(torch.BoolTensor, torch.tensor([done], device=input_ids.device))
+            generated = input_ids[:, self._prompt_length :]
+            stopped = (
+                self._stop(generated, scores)
+                if self._stop is not None
+                else torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            )
+            return cast(torch.BoolTensor, stopped | (not self._on_tokens([])))
+        start = len(self.token_ids)
+        done = False
+        for token in input_ids[0, self._prompt_length + start :].tolist():
+            self.token_ids.append(token)
+            if self._ends(input_ids, scores):
+                done = True
+                break
+        carry_on = self._on_tokens(self.token_ids[start:])
+        return cast(torch.BoolTensor, torch.tensor([done or not carry_on], device=input_ids.device))
+
+    def _ends(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> bool:
+        """Whether the last recorded token ends the request."""
+        if self.token_ids[-1] in self._eos or len(self.token_ids) >= self._max_new_tokens:
+            return True
+        if self._stop is None:
+            return False
+        generated = input_ids[:, self._prompt_length : self._prompt_length + len(self.token_ids)]
+        return bool(self._stop(cast(torch.LongTensor, generated), scores).any())
 
 
 def _on_model(model: PreTrainedModel, value: torch.Tensor) -> torch.Tensor:
@@ -99,12 +108,12 @@ def generate_alone(
     tokenizer: PreTrainedTokenizerBase,
     request: GenerationRequest,
     eos: frozenset[int],
-    on_token: Callable[[int], bool],
+    on_tokens: Callable[[list[int]], bool],
     between_steps: Callable[[], None],
 ) -> list[int]:
     """Run ``request`` with ``model.generate``; return its new token ids.
 
-    ``on_token`` gets each new token as it comes (``-1`` once per step with beam search, whose
+    ``on_tokens`` gets the new tokens of each step as they come (none with beam search, whose
     tokens are known only at the end) and returns False to stop the request (cancelled).
     """
     arguments = generate_arguments(request)
@@ -116,7 +125,7 @@ def generate_alone(
     if request.settings.seed is not None:
         torch.manual_seed(request.settings.seed)
     beams = int(arguments.get("num_beams", 1)) > 1
-    stopping = _SoloStopping(tokenizer, request, eos, on_token, between_steps, beams=beams)
+    stopping = _SoloStopping(tokenizer, request, eos, on_tokens, between_steps, beams=beams)
     input_ids = torch.tensor([request.input_ids], dtype=torch.long, device=model.device)
     pad_token_id = arguments.pop("pad_token_id", model.generation_config.pad_token_id)
     if pad_token_id is None:

@@ -31,7 +31,8 @@ class EngineThread:
     ``busy()`` says there is work, ``step()`` (one scheduling step of generation).
 
     It is a daemon thread, stopped at interpreter exit within a step, so a script that ends
-    with requests in flight exits promptly.
+    with requests in flight exits promptly. ``stopping`` is set as soon as a stop is asked for,
+    so that a step that runs long (a request running alone) can end early.
     """
 
     def __init__(
@@ -40,7 +41,9 @@ class EngineThread:
         step: Callable[[], None],
         busy: Callable[[], bool],
         on_stop: Callable[[BaseException], None],
+        stopping: threading.Event,
     ) -> None:
+        self.stopping = stopping
         self._step = step
         self._busy = busy
         self._on_stop = on_stop
@@ -71,6 +74,7 @@ class EngineThread:
     def stop(self, error: BaseException) -> None:
         """Stop after the current step; queued calls fail with ``error``, and ``on_stop(error)``
         answers the rest."""
+        self.stopping.set()
         with self._condition:
             if self._stopping is None:
                 self._stopping = error
