@@ -15,6 +15,7 @@ from ._errors import (
     ContextWindowExceededError,
     InvalidAnswerError,
     ModelLoadError,
+    RequestFailedError,
 )
 from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
 
@@ -72,6 +73,7 @@ __all__ = [
     "GenerationSettings",
     "InvalidAnswerError",
     "ModelLoadError",
+    "RequestFailedError",
     "ServerError",
 {%- if cookiecutter.vision %}
     "UnreadableImageError",
