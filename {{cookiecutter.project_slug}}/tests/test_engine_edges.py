@@ -7,7 +7,7 @@ import asyncio
 import gc
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,6 +98,14 @@ class AnyToken:
 
     def structured_outputs(self) -> dict[str, Any]:
         return {}
+
+    def server_reserve(self) -> int:
+        return 0
+
+    def completion(
+        self, token_ids: Sequence[int], stop_token_ids: Collection[int], left: int
+    ) -> list[int] | None:
+        return None
 
     def mask(self, logits: torch.Tensor) -> None:
         pass
