@@ -185,7 +185,7 @@ def test_answers_are_checked_with_the_schemas_draft_and_formats() -> None:
     [
         (False, "must be a JSON object or true"),
         ([{"type": "string"}], "must be a JSON object or true"),
-        ({"$ref": "https://example.com/schema.json"}, ""),
+        ({"$ref": "https://example.com/schema.json"}, "does not fetch"),
     ],
 )
 def test_schemas_no_grammar_can_serve_are_refused(schema: Any, reason: str) -> None:
