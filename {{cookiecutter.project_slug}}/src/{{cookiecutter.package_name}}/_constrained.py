@@ -367,8 +367,8 @@ class GrammarState:
     def _plan_ending(self, left: int) -> None:
         """Follow the shortest way to finish found, when the tokens left barely hold it."""
         ending = self.ending(left)
-        if ending is None:  # nothing that fits found now: look again at the next step
-            self._check_below = left - 1
+        if ending is None:  # none found that fits: look again a few tokens on
+            self._check_below = left - _RECHECK_EVERY
             return
         if len(ending) <= left <= len(ending) + ENDING_MARGIN:
             self._ending = ending
@@ -405,10 +405,17 @@ class GrammarState:
                     ending.extend(sequence)
                     break
             else:
-                forbidden = self._forbidden(walk)
-                forbidden[self._stop_index] = True
-                first = (~forbidden).nonzero()
-                if not len(first) or not walk.consume_token(int(first[0])):
+                first = self._first_allowed(walk)
+                if first is None or not walk.consume_token(first):
                     return None
-                ending.append(int(first[0]))
+                ending.append(first)
         return None
+
+    def _first_allowed(self, matcher: llguidance.LLMatcher) -> int | None:
+        """The lowest token id ``matcher`` allows, stop tokens aside."""
+        if matcher.is_stopped():
+            return None
+        bias = torch.frombuffer(bytearray(matcher.compute_logit_bias()), dtype=torch.uint8)
+        bias[self._stop_index] = 0
+        first = int(bias.argmax())
+        return first if bias[first] else None
