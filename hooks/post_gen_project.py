@@ -106,7 +106,6 @@ OPTIONAL_FILES: dict[str, list[str]] = {
     "json_output": [
         "{package}/_json_output.py",
         "tests/test_json_output.py",
-        "tests/schema_models.py",
         "benchmarks/bench_json.py",
         "benchmarks/bench_schemas.py",
     ],
@@ -117,6 +116,7 @@ SHARED_FILES: dict[str, list[str]] = {
     "{package}/_constrained.py": ["function_calling", "json_output"],
     "{package}/_schema.py": ["function_calling", "json_output"],
     "tests/test_schema.py": ["function_calling", "json_output"],
+    "tests/schema_models.py": ["function_calling", "json_output"],
 }
 # Files that exist only when a capability was answered "no".
 DISABLED_FILES: dict[str, list[str]] = {

@@ -132,6 +132,8 @@ class Server:
         response = await self.http.post(
             f"{self.url}/chat/completions", json=self.body(message, **fields)
         )
+        if response.status_code >= 500:  # its own parser failed on the answer: not a valid one
+            return {"message": {}, "finish_reason": "error"}
         if response.status_code != 200:
             raise RuntimeError(f"the server refused {fields}: {response.text}")
         choice: dict[str, Any] = response.json()["choices"][0]

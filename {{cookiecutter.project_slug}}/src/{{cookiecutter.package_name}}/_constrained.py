@@ -67,7 +67,8 @@ off there, is completed in this process (``Grammar.completion``)."""
 _LONGEST_ENDING = 256
 _RECHECK_EVERY = 16  # tokens between two looks at the way to finish, far from the limit
 _TEXT_PROBE = "\u2603"  # a character that only free text (a string, reasoning) accepts
-_STRUCTURAL = ("}", "]", '"', "1", "0", "false", ",", ":")  # what closes JSON, else the least it takes
+_STRUCTURAL = ("}", "]", '"', ":", ",", "1", "0", "false")  # what closes JSON, else the least
+_LONGEST_RUN = 8  # a closer taken this many times in a row is looping (digits in a number, say)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -395,8 +396,10 @@ class GrammarState:
                 ending.extend(forced)
                 continue
             in_text = walk.validate_tokens(probe) == len(probe)
+            recent = ending[-_LONGEST_RUN:]
+            looping = recent[:1] if len(recent) == _LONGEST_RUN and len(set(recent)) == 1 else []
             for sequence in self._closers:
-                if walk.validate_tokens(sequence) < len(sequence):
+                if sequence == looping or walk.validate_tokens(sequence) < len(sequence):
                     continue
                 trial = walk.deep_copy()
                 trial.consume_tokens(sequence)
