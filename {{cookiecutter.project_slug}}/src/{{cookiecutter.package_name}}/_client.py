@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -356,7 +357,9 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         settings, passthrough = request_settings(self._settings, extra_create_args)
         chat = self._to_chat(messages)
         tool_choice = request_tool_choice(self._config.tool_choice, tools, tool_choice)
-        tool_request = self._tool_calling.request(tools, tool_choice)
+        # Schemas are prepared off the event loop (the first one imports the grammar library
+        # and the validator, about a second).
+        tool_request = await asyncio.to_thread(self._tool_calling.request, tools, tool_choice)
         tools = tools if tool_request.tools else []
         if self._renderer.runs_torch(chat):  # images: preprocessed on the engine's thread
             prompt = await self._engine.call(self._encode, chat, tools)
@@ -370,8 +373,15 @@ class {{ cookiecutter.client_class_name }}(ChatCompletionClient, Component[Confi
         constraint: Constraint | None = None
         check: AnswerCheck | None = None
         if json_output:
-            settings, constraint, check = self._json_output.constrain(
-                json_output, settings, passthrough, tools=tools, budget=max_new_tokens
+            settings, constraint, check = await asyncio.to_thread(
+                functools.partial(
+                    self._json_output.constrain,
+                    json_output,
+                    settings,
+                    passthrough,
+                    tools=tools,
+                    budget=max_new_tokens,
+                )
             )
         starts_in_thought = decode(self._tokenizer, input_ids[-4:]).rstrip().endswith(THINK_OPEN)
         settings, tool_grammar, tool_check = self._tool_calling.prepare(

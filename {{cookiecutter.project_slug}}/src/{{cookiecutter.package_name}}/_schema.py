@@ -118,6 +118,7 @@ def prepare_schema(schema: Any) -> PreparedSchema:
     error, warnings = _compile(prepared)
     if error:
         raise UnsupportedSchemaError([error])
+    _validator(json.dumps(schema, sort_keys=True))  # built now, off the event loop
     if _uses(prepared, "propertyNames"):  # llguidance ignores it without a word
         _property_names_as_patterns(prepared)
         warnings.append("propertyNames: checked after generation")
