@@ -42,6 +42,7 @@ from scripting import scripted_args
 from tiny_models import build_tiny_model
 from tool_templates import TEMPLATES, render_answer
 
+from {{ cookiecutter.package_name }} import InvalidAnswerError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }}._config import GenerationSettings
 from {{ cookiecutter.package_name }}._constrained import Compilers, GrammarState
@@ -155,17 +156,21 @@ async def _forced(client: Client, seeds: int) -> dict[str, Any]:
     for label, choice, allowed in kinds:
         valid, tokens, reasons = 0, [], []
         for seed in range(seeds):
-            result = await client.create(
-                [TASK],
-                tools=allowed,
-                tool_choice=choice,
-                extra_create_args={"seed": seed, **SAMPLING},
-            )
+            try:
+                result = await client.create(
+                    [TASK],
+                    tools=allowed,
+                    tool_choice=choice,
+                    extra_create_args={"seed": seed, **SAMPLING},
+                )
+            except InvalidAnswerError:  # no valid call in the tries allowed: counted invalid
+                reasons.append("invalid")
+                continue
             valid += _valid(result, allowed)
             tokens.append(result.usage.completion_tokens)
             reasons.append(result.finish_reason)
         numbers[f"{label}_valid"] = valid
-        numbers[f"{label}_tokens_median"] = statistics.median(tokens)
+        numbers[f"{label}_tokens_median"] = statistics.median(tokens) if tokens else 0
         numbers[f"{label}_finish_reasons"] = sorted(set(reasons))
         numbers[f"{label}_length"] = reasons.count("length")
     return numbers

@@ -652,7 +652,10 @@ def _gemma_value(lark: _Lark, schema: Any, depth: int = 0) -> str:
         return lark.rule("choice", " | ".join(_gemma_value(lark, c, depth + 1) for c in choices))
     kinds = schema.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
-    if len(kinds) != 1:
+    if len(kinds) > 1:  # ["integer", "null"]: each type in turn
+        each = [_gemma_value(lark, {**schema, "type": kind}, depth + 1) for kind in kinds]
+        return lark.rule("types", " | ".join(each))
+    if not kinds:
         return lark.rule("any", _gemma_any(lark))
     kind = kinds[0]
     if kind == "string":
