@@ -285,17 +285,6 @@ def _llguidance_tokenizer(
     return llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size)
 
 
-def special_token_reference(tokenizer: PreTrainedTokenizerBase, text: str) -> str | None:
-    """``<[id]>``, how a Lark grammar names ``text`` when it is one special token (which never
-    matches text in llguidance); None otherwise."""
-    from ._text import single_token_id, special_token_ids
-
-    token_id = single_token_id(tokenizer, text)
-    if token_id is None or token_id not in special_token_ids(tokenizer):
-        return None
-    return f"<[{token_id}]>"
-
-
 class GrammarState:
     """One request's grammar while it generates (a ``TokenConstraint``; engine thread only)."""
 

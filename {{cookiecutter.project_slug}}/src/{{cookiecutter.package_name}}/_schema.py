@@ -32,7 +32,6 @@ from ._errors import CapabilityError
 Schema = dict[str, Any]
 
 _OLD_DRAFTS = ("draft-04", "draft-06", "draft-07")  # "$ref" overrides its siblings there
-_PATTERN_KEYS = ("pattern",)
 
 
 class UnsupportedSchemaError(CapabilityError):
