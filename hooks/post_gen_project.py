@@ -78,17 +78,17 @@ MACHINE_KEYS = frozenset({"_output_dir", "_repo_dir", "_checkout"})
 # Files that exist only when a capability was answered "yes" ({package} is the package dir).
 OPTIONAL_FILES: dict[str, list[str]] = {
     "vision": [
-        "{package}/_vision.py",
-        "{package}/_vision_chat.py",
+        "{package}/_core/_vision.py",
+        "{package}/_core/_vision_chat.py",
         "tests/test_vision.py",
         "tests/tiny_vision_models.py",
         "tests/chat_templates/vision_chatml.jinja",
         "tests/chat_templates/vision_rejects_system.jinja",
     ],
     "function_calling": [
-        "{package}/_tool_format.py",
-        "{package}/_tool_parsers.py",
-        "{package}/_tools.py",
+        "{package}/_core/_tool_format.py",
+        "{package}/_core/_tool_parsers.py",
+        "{package}/_core/_tools.py",
         "benchmarks/bench_tools.py",
         "tests/chat_templates/gemma4_tools.jinja",
         "tests/chat_templates/glm_tools.jinja",
@@ -104,17 +104,23 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "tests/tool_templates.py",
     ],
     "json_output": [
-        "{package}/_json_output.py",
+        "{package}/_core/_json_output.py",
         "tests/test_json_output.py",
         "benchmarks/bench_json.py",
         "benchmarks/bench_schemas.py",
     ],
     "structured_output": ["tests/test_structured_output.py"],
+    "agent_framework": [
+        "{package}/_agent_framework/__init__.py",
+        "{package}/_agent_framework/_client.py",
+        "{package}/_agent_framework/_messages.py",
+        "tests/test_agent_framework.py",
+    ],
 }
 # Files that several capabilities use: they exist when any of these was answered "yes".
 SHARED_FILES: dict[str, list[str]] = {
-    "{package}/_constrained.py": ["function_calling", "json_output"],
-    "{package}/_schema.py": ["function_calling", "json_output"],
+    "{package}/_core/_constrained.py": ["function_calling", "json_output"],
+    "{package}/_core/_schema.py": ["function_calling", "json_output"],
     "tests/test_schema.py": ["function_calling", "json_output"],
     "tests/schema_models.py": ["function_calling", "json_output"],
 }
@@ -124,6 +130,7 @@ DISABLED_FILES: dict[str, list[str]] = {
     "function_calling": ["tests/test_tools_disabled.py"],
     "json_output": ["tests/test_json_output_disabled.py"],
     "structured_output": ["tests/test_structured_output_disabled.py"],
+    "agent_framework": [],
 }
 
 
@@ -131,9 +138,9 @@ DISABLED_FILES: dict[str, list[str]] = {
 # have the same interface and refuse the capability clearly, so the client imports the same
 # names either way and holds no template conditionals.
 STAND_INS: dict[str, dict[str, str]] = {
-    "vision": {"{package}/_no_vision.py": "{package}/_vision.py"},
-    "function_calling": {"{package}/_no_tools.py": "{package}/_tools.py"},
-    "json_output": {"{package}/_no_json_output.py": "{package}/_json_output.py"},
+    "vision": {"{package}/_core/_no_vision.py": "{package}/_core/_vision.py"},
+    "function_calling": {"{package}/_core/_no_tools.py": "{package}/_core/_tools.py"},
+    "json_output": {"{package}/_core/_no_json_output.py": "{package}/_core/_json_output.py"},
 }
 
 
@@ -180,6 +187,9 @@ def apply_capability_answers(project: Path, answers: Mapping[str, Any]) -> None:
     license), and move the stand-ins into place."""
     for relative in unselected_files(answers):
         (project / relative).unlink(missing_ok=True)
+    front = project / _package(answers) / "_agent_framework"
+    if front.is_dir() and not any(front.iterdir()):
+        front.rmdir()
     for source, target in stand_in_moves(answers):
         (project / source).replace(project / target)
 

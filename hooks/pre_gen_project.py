@@ -60,18 +60,34 @@ RESERVED_PACKAGE_NAMES = frozenset(
 # or be clobbered by them.
 RESERVED_CLASS_NAMES = frozenset(
     {
+        "Answer",
         "AnswerCheck",
         "Any",
         "AsyncGenerator",
+        "AsyncIterable",
+        "Awaitable",
+        "BaseChatClient",
         "BaseModel",
+        "CancelHook",
         "CancellationToken",
+        "Capabilities",
         "CapabilityError",
+        "Chat",
+        "ChatAndFunctionMiddlewareTypes",
+        "ChatClientInvalidRequestException",
         "ChatCompletionClient",
         "ChatMessage",
+        "ChatMiddlewareLayer",
+        "ChatOptions",
+        "ChatResponse",
+        "ChatResponseUpdate",
+        "ChatTelemetryLayer",
+        "ClassVar",
         "ClientClosedError",
         "Component",
         "Config",
         "Constraint",
+        "Content",
         "ContextWindowExceededError",
         "CreateResult",
         "DEFAULT_MODEL_INFO",
@@ -81,9 +97,12 @@ RESERVED_CLASS_NAMES = frozenset(
         "FALLBACK_STOP",
         "FinishReasons",
         "FunctionCall",
+        "FunctionInvocationConfiguration",
+        "FunctionInvocationLayer",
         "GenerationOutput",
         "GenerationRequest",
         "GenerationSettings",
+        "Generic",
         "IncrementalDecoder",
         "InvalidAnswerError",
         "JsonOutput",
@@ -95,14 +114,19 @@ RESERVED_CLASS_NAMES = frozenset(
         "LocalEngine",
         "MalformedToolCallWarning",
         "Mapping",
-        "ModelLoadError",
+        "Message",
         "ModelCapabilities",
+        "ModelConfig",
         "ModelInfo",
+        "ModelLoadError",
+        "OptionsT",
         "PreTrainedModel",
+        "PreparedRequest",
         "RemoteEngine",
         "RequestUsage",
+        "ResponseModelT",
         "ResponseParser",
-        "_Stream",
+        "ResponseStream",
         "Sequence",
         "THINK_OPEN",
         "TokenCallback",
@@ -110,9 +134,11 @@ RESERVED_CLASS_NAMES = frozenset(
         "ToolCalling",
         "ToolRequest",
         "ToolSchema",
+        "TypeVar",
         "UnreadableImageError",
         "UnsupportedSchemaError",
         "ValidationError",
+        "_Stream",
     }
 )
 DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
@@ -125,6 +151,7 @@ FLAGS = (
     "function_calling",
     "json_output",
     "structured_output",
+    "agent_framework",
     "verify_generated_project",
 )
 FREE_TEXT = ("project_name", "author_name")
@@ -138,16 +165,36 @@ def _check_identifier(field: str, value: str) -> str | None:
     return None
 
 
-def check_class_name(value: str) -> str | None:
-    """Why ``value`` cannot be the generated client class's name, or None."""
-    if problem := _check_identifier("client_class_name", value):
+def check_class_name(value: str, field: str = "client_class_name") -> str | None:
+    """Why ``value`` cannot be the name of a generated client class (``field``), or None."""
+    if problem := _check_identifier(field, value):
         return problem
     if value in RESERVED_CLASS_NAMES:
         return (
-            f"client_class_name {value!r} is a name the generated package already uses "
+            f"{field} {value!r} is a name the generated package already uses "
             "(its modules import or define it); choose another"
         )
     return None
+
+
+def check_agent_framework(answers: dict[str, Any]) -> list[str]:
+    """Problems with the Agent Framework answers (none when it was answered no)."""
+    if answers.get("agent_framework") is not True:
+        return []
+    name = str(answers.get("agent_framework_client_class_name", ""))
+    if problem := check_class_name(name, "agent_framework_client_class_name"):
+        return [problem]
+    if name == answers.get("client_class_name"):
+        return [
+            f"agent_framework_client_class_name {name!r} is the AutoGen client's name too: "
+            "give the Agent Framework client another, such as 'HuggingFaceChatClient'"
+        ]
+    if str(answers.get("min_python_version")) == "3.10":
+        return [
+            "agent_framework True needs min_python_version 3.11 or later "
+            "(agent-framework-core requires Python 3.11)"
+        ]
+    return []
 
 
 def check_package_name(value: str) -> str | None:
@@ -181,6 +228,7 @@ def check_answers(answers: dict[str, Any]) -> list[str]:
         problems.append(problem)
     if problem := check_class_name(str(answers.get("client_class_name", ""))):
         problems.append(problem)
+    problems += check_agent_framework(answers)
     slug = str(answers.get("project_slug", ""))
     if not DISTRIBUTION_NAME.match(slug):
         problems.append(

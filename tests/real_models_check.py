@@ -24,7 +24,7 @@ from typing import Any
 from autogen_core.models import AssistantMessage, SystemMessage, UserMessage
 from autogen_core.tools import FunctionTool
 from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
-from autogen_huggingface_client._prompt import to_chat_tools
+from autogen_huggingface_client._core._prompt import to_chat_tools
 from scripting import scripted_args
 from transformers import AutoTokenizer
 
@@ -43,20 +43,20 @@ async def _forced_text(client: Client, tokenizer: Any) -> tuple[str, list[Any]]:
     """The text of a forced call (with its special tokens, without the end token), and the
     calls the client read from it."""
     seen: list[int] = []
-    original = client._tool_calling._decode_raw
+    original = client._chat.model.tool_calling._decode_raw
 
     def keep(token_ids: list[int]) -> str:
         seen[:] = token_ids
         return original(token_ids)
 
-    client._tool_calling._decode_raw = keep  # type: ignore[method-assign]
+    client._chat.model.tool_calling._decode_raw = keep  # type: ignore[method-assign]
     result = await client.create(
         [ASK],
         tools=[WEATHER],
         tool_choice="required",
         extra_create_args={"seed": 1, "do_sample": True},
     )
-    client._tool_calling._decode_raw = original  # type: ignore[method-assign]
+    client._chat.model.tool_calling._decode_raw = original  # type: ignore[method-assign]
     ended = seen[:-1] if result.finish_reason != "length" and seen else seen
     text = tokenizer.decode(ended, skip_special_tokens=False)
     calls = result.content if isinstance(result.content, list) else []
@@ -98,7 +98,7 @@ async def _read(client: Client, tokenizer: Any, answer: str) -> dict[str, Any]:
 async def _check(model: Path) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(model)
     client = Client(model_name=str(model), max_new_tokens=64)
-    tool_calling = client._tool_calling
+    tool_calling = client._chat.model.tool_calling
     checks: dict[str, Any] = {
         "format": dataclasses.asdict(tool_calling.format),
         "renders": [

@@ -45,8 +45,8 @@ from autogen_core.models import (
 )
 from autogen_core.tools import ParametersSchema, ToolSchema
 from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
-from autogen_huggingface_client._prompt import to_chat_tools
-from autogen_huggingface_client._tiny_models import build_tiny_model
+from autogen_huggingface_client._core._prompt import to_chat_tools
+from autogen_huggingface_client._core._tiny_models import build_tiny_model
 from jsonschema import ValidationError, validate
 from scripting import scripted_args
 from transformers import AutoTokenizer
@@ -188,7 +188,7 @@ async def _forced(client: Client, tokenizer: Any) -> tuple[bool, bool | None, st
     """Whether a forced call is one valid call, whether its text is the template's own for
     that call (None where the template writes no calls), and the text."""
     seen: list[int] = []
-    calling = client._tool_calling
+    calling = client._chat.model.tool_calling
     original = calling._decode_raw
 
     def keep(token_ids: list[int]) -> str:
@@ -245,13 +245,13 @@ def _history(client: Client) -> bool:
         FunctionExecutionResultMessage(content=[result]),
     ]
     prompt = client._encode(client._to_chat(messages), TOOLS)
-    text = client._tokenizer.decode(prompt.input_ids, skip_special_tokens=False)
+    text = client._chat.tokenizer.decode(prompt.input_ids, skip_special_tokens=False)
     counted = client.count_tokens(messages, tools=TOOLS) == len(prompt.input_ids)
     return counted and all(part in text for part in ("get_weather", "Oslo", RESULT_TEXT))
 
 
 def _format(client: Client) -> str:
-    template = client._tool_calling.template
+    template = client._chat.model.tool_calling.template
     if template.problem:
         return f"not learnt: {template.problem[:70]}"
     if not template.renders_calls:
@@ -280,9 +280,9 @@ async def check(path: Path, workdir: Path) -> dict[str, Any]:
         row["ctor"] = f"{type(error).__name__}: {error}"[:120]
         return row
     row["ctor"] = "ok"
-    tokenizer = client._tokenizer
+    tokenizer = client._chat.tokenizer
     try:
-        template = client._tool_calling.template
+        template = client._chat.model.tool_calling.template
         row["format"] = _format(client)
         row["renders"] = "".join(
             flag if on else "-"

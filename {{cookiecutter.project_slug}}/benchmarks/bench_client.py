@@ -48,7 +48,7 @@ from scripting import local_engine
 from tiny_models import build_tiny_model
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._generation import SupportsGenerate
+from {{ cookiecutter.package_name }}._core._generation import SupportsGenerate
 
 PROMPT = "Write a short story about a robot who learns to paint."
 CONCURRENCY = (1, 2, 4, 8)
@@ -127,12 +127,12 @@ async def _client_part(model_path: str, new_tokens: int, repeats: int) -> dict[s
     # Bare generate on the client's own worker thread and weights: the same thread and
     # model as create(), and no second copy of the model in memory.
     model = cast(SupportsGenerate, local_engine(client).model.result())
-    prompt_ids = template_ids(client._tokenizer, [{"role": "user", "content": PROMPT}])
+    prompt_ids = template_ids(client._chat.tokenizer, [{"role": "user", "content": PROMPT}])
     assert client.count_tokens(messages) == len(prompt_ids), "client and bare prompts differ"
 
     async def bare(tokens: int) -> None:
         settings = {"max_new_tokens": tokens, "min_new_tokens": tokens, "do_sample": False}
-        await client._engine.call(functools.partial(bare_generate, model, prompt_ids, **settings))
+        await client._chat.model.engine.call(functools.partial(bare_generate, model, prompt_ids, **settings))
 
     async def create() -> None:
         result = await client.create(messages, extra_create_args=exact)

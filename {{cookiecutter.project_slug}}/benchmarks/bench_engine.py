@@ -60,8 +60,9 @@ from scripting import local_engine
 from tiny_models import build_tiny_model, save_greedy, train_tokenizer
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._generation import SupportsGenerate
-from {{ cookiecutter.package_name }}._tiny_models import CHAT_TEMPLATE
+from {{ cookiecutter.package_name }}._core._generation import SupportsGenerate
+from {{ cookiecutter.package_name }}._core._tiny_models import CHAT_TEMPLATE
+from {{ cookiecutter.package_name }}._autogen._messages import to_chat_messages
 
 ARRIVALS = 8
 ARRIVAL_GAP_S = 0.05
@@ -139,8 +140,8 @@ def _system_prompt(client: Client) -> SystemMessage:
 
 
 def _ids(client: Client, messages: list[LLMMessage]) -> list[int]:
-    renderer = client._renderer
-    return renderer.encode(renderer.to_chat(messages)).input_ids
+    renderer = client._chat.model.renderer
+    return renderer.encode(renderer.to_chat(to_chat_messages(messages))).input_ids
 
 
 def _static_batch(
@@ -202,7 +203,7 @@ class Workloads:
         self.conversation: list[list[LLMMessage]] = []
 
     async def bare(self, function: Callable[..., object], *args: object) -> None:
-        await self.client._engine.call(functools.partial(function, self.model, *args))
+        await self.client._chat.model.engine.call(functools.partial(function, self.model, *args))
 
     async def prepare_conversation(self) -> None:
         """Run the conversation once: every timed run then sends exactly these prompts."""
@@ -238,7 +239,7 @@ class Workloads:
 
     async def static_batch(self) -> None:
         prompts = [_ids(self.client, prompt) for prompt in self.prompts]
-        pad = self.client._tokenizer.pad_token_id or 0
+        pad = self.client._chat.tokenizer.pad_token_id or 0
         await self.bare(_static_batch, prompts, pad, self.tokens)
 
     # -- Short behind long ---------------------------------------------------------------------
@@ -389,11 +390,11 @@ def _transformers_part(model_path: str, repeats: int) -> dict[str, Any]:
 
     def bare_single() -> float:
         started = time.perf_counter()
-        _static_batch(model, prompts[:1], client._tokenizer.pad_token_id or 0, STAGGERED_TOKENS)
+        _static_batch(model, prompts[:1], client._chat.tokenizer.pad_token_id or 0, STAGGERED_TOKENS)
         return time.perf_counter() - started
 
     measured["bare_static_batch_s"] = statistics.fmean(
-        _timed(_static_batch, model, prompts, client._tokenizer.pad_token_id or 0, STAGGERED_TOKENS)
+        _timed(_static_batch, model, prompts, client._chat.tokenizer.pad_token_id or 0, STAGGERED_TOKENS)
         for _ in range(repeats)
     )
     measured["bare_single_s"] = statistics.fmean(bare_single() for _ in range(repeats))

@@ -38,8 +38,8 @@ from scripting import local_engine
 from tiny_models import build_tiny_model
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._constrained import Compilers, Grammar, GrammarState
-from {{ cookiecutter.package_name }}._json_output import JsonOutput
+from {{ cookiecutter.package_name }}._core._constrained import Compilers, Grammar, GrammarState
+from {{ cookiecutter.package_name }}._core._json_output import JsonOutput
 
 PROMPT = "List the cities you know, with their population and a few tags, as JSON."
 
@@ -101,13 +101,13 @@ GrammarState.accept = _timed(GrammarState.accept)  # type: ignore[method-assign]
 
 def _compile_numbers(client: Client, model_vocab_size: int) -> dict[str, float]:
     """Each step of preparing a grammar, timed on fresh caches: first use, then cached."""
-    tokenizer = client._tokenizer
-    json_output = JsonOutput(tokenizer, client.model_info)
+    tokenizer = client._chat.tokenizer
+    json_output = JsonOutput(tokenizer)
     compilers = Compilers(tokenizer)  # fresh: no vocabulary built, nothing compiled yet
     numbers: dict[str, float] = {}
     for name, answer in (("json_mode", True), ("cities", Cities)):
         started = time.perf_counter()
-        schema = json.dumps(json_output.schema(answer).grammar_schema)
+        schema = json.dumps(json_output.schema(answer, client.model_info).grammar_schema)
         numbers[f"{name}_schema_s"] = time.perf_counter() - started
         grammar = Grammar("json_schema", schema, tokenizer)
         started = time.perf_counter()

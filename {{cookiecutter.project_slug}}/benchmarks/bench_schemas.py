@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _report import Target, print_targets
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from {{ cookiecutter.package_name }}._constrained import Compilers, Grammar, GrammarState
-from {{ cookiecutter.package_name }}._schema import UnsupportedSchemaError, prepare_schema
+from {{ cookiecutter.package_name }}._core._constrained import Compilers, Grammar, GrammarState
+from {{ cookiecutter.package_name }}._core._schema import UnsupportedSchemaError, prepare_schema
 
 MAX_RESAMPLES = 2  # the client's default
 

@@ -44,8 +44,9 @@ from tool_templates import TEMPLATES, render_answer
 
 from {{ cookiecutter.package_name }} import InvalidAnswerError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._config import GenerationSettings
-from {{ cookiecutter.package_name }}._constrained import Compilers, GrammarState
+from {{ cookiecutter.package_name }}._core._config import GenerationSettings
+from {{ cookiecutter.package_name }}._core._constrained import Compilers, GrammarState
+from {{ cookiecutter.package_name }}._autogen._messages import to_chat_tools
 
 TASK = UserMessage(content="What is the weather in Paris, and the time in Tokyo?", source="user")
 OFFLINE_TEMPLATES = ("hermes", "gemma4", "qwen3_coder")
@@ -198,13 +199,13 @@ async def _read_back(client: Client, model: str) -> dict[str, str]:
 
 def _compile_times(client: Client, vocab_size: int) -> dict[str, float]:
     """Milliseconds to compile the forced-call grammar on fresh caches, then cached."""
-    tool_calling = client._tool_calling
-    request = tool_calling.request(TOOLS, "required")
+    tool_calling = client._chat.model.tool_calling
+    request = tool_calling.request(to_chat_tools(TOOLS), "required")
     _, grammar, _check = tool_calling.prepare(
         request, GenerationSettings(), prompt_ids=[], starts_in_thought=False, max_new_tokens=512
     )
     assert grammar is not None
-    compilers = Compilers(client._tokenizer)
+    compilers = Compilers(client._chat.tokenizer)
     started = time.perf_counter()
     compilers.compile(grammar, vocab_size)
     first = time.perf_counter() - started
@@ -220,14 +221,14 @@ async def _measure(model: str, seeds: int, max_new_tokens: int) -> dict[str, Any
     config = AutoConfig.from_pretrained(model)
     vocab_size = int(config.get_text_config().vocab_size)
     client = Client(model_name=model, max_new_tokens=max_new_tokens)
-    call_format = client._tool_calling.format
+    call_format = client._chat.model.tool_calling.format
     numbers: dict[str, Any] = {
         "model": model,
         "vocab_size": vocab_size,
         "calls_open": call_format.calls_open + call_format.call_open,
         "arguments": call_format.arguments,
         "parallel": call_format.separator is not None,
-        "template_renders_tools": client._tool_calling.template.renders_tools,
+        "template_renders_tools": client._chat.model.tool_calling.template.renders_tools,
     }
     try:
         numbers.update(_compile_times(client, vocab_size))

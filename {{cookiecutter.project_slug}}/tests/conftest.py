@@ -11,8 +11,8 @@ from tiny_models import build_tiny_model
 from vllm_server import PYTHON_VARIABLE, vllm_python, vllm_server
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._generation import GenerationOutput
-from {{ cookiecutter.package_name }}._local_engine import LocalGeneration
+from {{ cookiecutter.package_name }}._core._generation import GenerationOutput
+from {{ cookiecutter.package_name }}._core._local_engine import LocalGeneration
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -8,8 +8,8 @@ from typing import Any, cast
 import torch
 from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedTokenizerBase
 
-from {{ cookiecutter.package_name }}._generation import SupportsGenerate
-from {{ cookiecutter.package_name }}._loading import _LOADING
+from {{ cookiecutter.package_name }}._core._generation import SupportsGenerate
+from {{ cookiecutter.package_name }}._core._loading import _LOADING
 
 
 def template_ids(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, Any]]) -> list[int]:

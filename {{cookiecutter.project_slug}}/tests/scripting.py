@@ -15,7 +15,7 @@ from autogen_core.models import CreateResult, LLMMessage, UserMessage
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._local_engine import LocalEngine
+from {{ cookiecutter.package_name }}._core._local_engine import LocalEngine
 
 HELLO = UserMessage(content="Hello! How are you today?", source="user")
 
@@ -96,6 +96,6 @@ async def start_long_request(
 
 def local_engine(client: Client) -> LocalEngine:
     """The client's local engine (tests and benchmarks look inside it)."""
-    engine = client._engine
+    engine = client._chat.model.engine
     assert isinstance(engine, LocalEngine), "the client runs on a server"
     return engine

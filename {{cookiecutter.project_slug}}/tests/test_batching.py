@@ -11,7 +11,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import CreateResult, UserMessage
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._scheduler import Scheduler
+from {{ cookiecutter.package_name }}._core._scheduler import Scheduler
 
 PROMPTS = [
     [UserMessage(content=text, source="user")]

@@ -414,7 +414,8 @@ async def test_llm_call_event_is_logged(client: Client, caplog: pytest.LogCaptur
 
 async def test_closed_client_refuses_work_and_releases_the_worker(tiny_model_path: Path) -> None:
     before = set(threading.enumerate())
-    client = Client(model_name=str(tiny_model_path), max_new_tokens=2)
+    # A prefix cache size no other test uses: a model of its own, not one shared with them.
+    client = Client(model_name=str(tiny_model_path), max_new_tokens=2, prefix_cache_mb=5)
     await client.create([HELLO])
     worker_threads = set(threading.enumerate()) - before
     assert worker_threads

@@ -29,8 +29,9 @@ from transformers import AutoTokenizer, LogitsProcessorList, PreTrainedTokenizer
 
 from {{ cookiecutter.package_name }} import ClientClosedError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._generation import GenerationOutput, GenerationRequest
-from {{ cookiecutter.package_name }}._prefix_cache import PrefixCache
+from {{ cookiecutter.package_name }}._core._generation import GenerationOutput, GenerationRequest
+from {{ cookiecutter.package_name }}._autogen._messages import to_chat_messages
+from {{ cookiecutter.package_name }}._core._prefix_cache import PrefixCache
 
 SYSTEM = SystemMessage(
     content="You are a careful assistant. Answer briefly. Use the tools when they help. " * 8
@@ -171,9 +172,9 @@ async def test_a_failing_token_callback_ends_its_own_request_only(
 
     good = await good_ones(client)
     request = GenerationRequest(
-        input_ids=[*tokenizer.encode("Hello")], max_new_tokens=50, settings=client._settings
+        input_ids=[*tokenizer.encode("Hello")], max_new_tokens=50, settings=client._chat.settings
     )
-    generation = client._engine.submit(request, explode)
+    generation = client._chat.model.engine.submit(request, explode)
     with pytest.raises(RuntimeError, match="callback exploded"):
         await generation.result()
     await assert_good(good, tiny_model_path, tokenizer)
@@ -248,7 +249,7 @@ async def test_stop_strings_are_matched_in_the_answer_only(
     client: Client, tokenizer: PreTrainedTokenizerBase
 ) -> None:
     # The ChatML prompt ends with "\n"; an answer that starts with "-" must not stop there.
-    prompt = client._renderer.encode([{"role": "user", "content": "x"}]).input_ids
+    prompt = client._chat.model.renderer.encode([{"role": "user", "content": "x"}]).input_ids
     assert str(tokenizer.decode(prompt)).endswith("\n")
     result = await client.create(
         [HELLO],
@@ -306,7 +307,8 @@ async def test_reused_prefix_is_not_processed_again(
         await client.create(first)
         result = await client.create(second)
         # What the two prompts share is reused: only the answer and the question are processed.
-        ids = [client._renderer.encode(client._renderer.to_chat(m)).input_ids for m in (first, second)]
+        renderer = client._chat.model.renderer
+        ids = [renderer.encode(to_chat_messages(m)).input_ids for m in (first, second)]
         shared = next(i for i, (a, b) in enumerate(zip(*ids, strict=False)) if a != b)
         assert shared >= len(ids[0]) - 2
         assert outputs[-1].reused_prompt_tokens == shared
@@ -490,7 +492,8 @@ async def test_random_mix_of_requests_cancellations_and_close_all_resolve(
 
 async def test_a_client_dropped_without_close_stops_its_thread(tiny_model_path: Path) -> None:
     before = set(threading.enumerate())
-    client = Client(model_name=str(tiny_model_path), max_new_tokens=2)
+    # A prefix cache size no other test uses: a model of its own, not one shared with them.
+    client = Client(model_name=str(tiny_model_path), max_new_tokens=2, prefix_cache_mb=3)
     await client.create([HELLO])
     threads = set(threading.enumerate()) - before
     assert threads

@@ -21,8 +21,8 @@ from transformers import AutoTokenizer, LogitsProcessorList, PreTrainedTokenizer
 
 from {{ cookiecutter.package_name }} import ClientClosedError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._errors import RequestFailedError
-from {{ cookiecutter.package_name }}._generation import GenerationRequest
+from {{ cookiecutter.package_name }}._core._errors import RequestFailedError
+from {{ cookiecutter.package_name }}._core._generation import GenerationRequest
 
 T = TypeVar("T")
 
@@ -129,14 +129,14 @@ async def test_a_grammar_with_a_whole_sequence_strategy_is_refused_up_front(
         return GenerationRequest(
             input_ids=tokenizer.encode("Hello"),
             max_new_tokens=12,
-            settings=client._settings,
+            settings=client._chat.settings,
             extra_arguments=extra,
             constraint=AnyToken(),
         )
 
     good = await good_ones(client)
-    refused = await outcome(client._engine.submit(request(**args), None).result())
-    constrained = await outcome(client._engine.submit(request(), None).result())
+    refused = await outcome(client._chat.model.engine.submit(request(**args), None).result())
+    constrained = await outcome(client._chat.model.engine.submit(request(), None).result())
     await assert_good(good, tiny_model_path, tokenizer)
     assert isinstance(refused, ValueError)
     assert next(iter(args)) in str(refused)
@@ -230,11 +230,11 @@ async def test_forced_eos_token_ends_the_answer_as_generate_does(
     request = GenerationRequest(
         input_ids=prompt,
         max_new_tokens=6,
-        settings=client._settings,
+        settings=client._chat.settings,
         extra_arguments={"forced_eos_token_id": forced},
     )
     good = await good_ones(client)
-    output = await outcome(client._engine.submit(request, None).result())
+    output = await outcome(client._chat.model.engine.submit(request, None).result())
     await assert_good(good, tiny_model_path, tokenizer)
     assert not isinstance(output, BaseException)
     assert output.token_ids == expected
@@ -274,8 +274,8 @@ async def test_decoding_settings_decoding_together_give_what_generate_gives(
         for args in settings
     ]
     generations = [
-        client._engine.submit(
-            GenerationRequest(prompt, 12, client._settings, extra_arguments=args), None
+        client._chat.model.engine.submit(
+            GenerationRequest(prompt, 12, client._chat.settings, extra_arguments=args), None
         )
         for args in settings
     ]
@@ -339,7 +339,8 @@ async def test_a_processor_raising_any_base_exception_fails_its_request_only(
 
 
 async def test_close_lets_go_of_the_model_while_the_client_lives(tiny_model_path: Path) -> None:
-    client = Client(model_name=str(tiny_model_path), do_sample=False)
+    # A prefix cache size no other test uses: a model of its own, not one shared with them.
+    client = Client(model_name=str(tiny_model_path), do_sample=False, prefix_cache_mb=11)
     running, _ = await start_long_request(client)
     beams = asyncio.ensure_future(client.create(PROMPTS[1], extra_create_args=BEAMS))
     model = weakref.ref(local_engine(client).model.result())

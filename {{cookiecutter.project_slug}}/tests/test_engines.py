@@ -19,7 +19,7 @@ from vllm_server import running_requests
 
 from {{ cookiecutter.package_name }} import CapabilityError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._remote_engine import ServerError
+from {{ cookiecutter.package_name }}._core._remote_engine import ServerError
 
 HELLO = UserMessage(content="Hello! How are you today?", source="user")
 PROMPTS = [

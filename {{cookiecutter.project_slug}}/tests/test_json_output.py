@@ -19,10 +19,10 @@ from transformers import LogitsProcessor
 
 from {{ cookiecutter.package_name }} import CapabilityError
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }} import _constrained as constrained
-from {{ cookiecutter.package_name }}._constrained import CACHE_SIZE, Compilers, Grammar
-from {{ cookiecutter.package_name }}._json_output import JsonOutput
-from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
+from {{ cookiecutter.package_name }}._core import _constrained as constrained
+from {{ cookiecutter.package_name }}._core._constrained import CACHE_SIZE, Compilers, Grammar
+from {{ cookiecutter.package_name }}._core._json_output import JsonOutput
+from {{ cookiecutter.package_name }}._autogen._model_info import DEFAULT_MODEL_INFO
 
 MESSAGES = [UserMessage(content="Describe the weather in Paris as JSON.", source="user")]
 SEEDS = range(20)
@@ -203,7 +203,10 @@ async def test_grammar_work_happens_once_and_off_the_event_loop(
 
     monkeypatch.setattr(constrained, "_llguidance_tokenizer", vocabulary_spy)
     monkeypatch.setattr(constrained, "grammar_definition", compile_spy)
-    client = Client(model_name=str(tiny_model_path), max_new_tokens=64, do_sample=False)
+    # A prefix cache size no other test uses: a model of its own, with no vocabulary built yet.
+    client = Client(
+        model_name=str(tiny_model_path), max_new_tokens=64, do_sample=False, prefix_cache_mb=13
+    )
     try:
         for _ in range(3):
             await client.create(MESSAGES, json_output=True)
@@ -279,25 +282,25 @@ def test_missing_llguidance_names_the_extra(
 ) -> None:
     from transformers import AutoTokenizer
 
-    from {{ cookiecutter.package_name }}._config import GenerationSettings
+    from {{ cookiecutter.package_name }}._core._config import GenerationSettings
 
     monkeypatch.setitem(sys.modules, "llguidance", None)  # import llguidance now raises
-    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), DEFAULT_MODEL_INFO)
+    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path))
     with pytest.raises(CapabilityError, match=r"pip install '.*\[constrained\]'"):
-        json_output.constrain(True, GenerationSettings(), {})
+        json_output.constrain(True, GenerationSettings(), {}, capabilities=DEFAULT_MODEL_INFO)
 
 
 def test_converted_schemas_are_kept_for_the_64_latest_answers(tiny_model_path: Path) -> None:
     from transformers import AutoTokenizer
 
     info = ModelInfo(**{**DEFAULT_MODEL_INFO, "structured_output": True})
-    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path), info)
+    json_output = JsonOutput(AutoTokenizer.from_pretrained(tiny_model_path))
     answers = [create_model(f"Answer{index}", value=(int, ...)) for index in range(80)]
-    schemas = [json_output.schema(answer) for answer in answers]
+    schemas = [json_output.schema(answer, info) for answer in answers]
     assert len(json_output._schemas) == CACHE_SIZE == 64
     assert json_output._schemas.get(answers[0]) is None  # the oldest went first
     assert json_output._schemas.get(answers[-1]) == schemas[-1]
-    assert json_output.schema(answers[0]) == schemas[0]  # prepared again when needed
+    assert json_output.schema(answers[0], info) == schemas[0]  # prepared again when needed
 
 
 def test_compiled_grammars_are_kept_for_the_64_latest(tiny_model_path: Path) -> None:

@@ -19,8 +19,8 @@ from schema_models import SUPPORTED, UNSUPPORTED
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import UnsupportedSchemaError
-from {{ cookiecutter.package_name }}._constrained import Grammar
-from {{ cookiecutter.package_name }}._schema import prepare_schema, validation_errors
+from {{ cookiecutter.package_name }}._core._constrained import Grammar
+from {{ cookiecutter.package_name }}._core._schema import prepare_schema, validation_errors
 
 
 @pytest.fixture(scope="module")

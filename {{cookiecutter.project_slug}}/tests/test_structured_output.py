@@ -14,7 +14,7 @@ from schema_models import SUPPORTED, UNSUPPORTED, Person
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }} import InvalidAnswerError
-from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
+from {{ cookiecutter.package_name }}._autogen._model_info import DEFAULT_MODEL_INFO
 
 MESSAGES = [UserMessage(content="Fill in the form.", source="user")]
 

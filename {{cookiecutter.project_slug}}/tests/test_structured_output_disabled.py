@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
 from {{ cookiecutter.package_name }} import CapabilityError
-from {{ cookiecutter.package_name }}._model_info import DEFAULT_MODEL_INFO
+from {{ cookiecutter.package_name }}._autogen._model_info import DEFAULT_MODEL_INFO
 
 MESSAGES = [UserMessage(content="Fill in the form.", source="user")]
 

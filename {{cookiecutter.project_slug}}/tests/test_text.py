@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from {{ cookiecutter.package_name }}._text import IncrementalDecoder, ResponseParser
+from {{ cookiecutter.package_name }}._core._text import IncrementalDecoder, ResponseParser
 
 
 def feed_all(parser: ResponseParser, pieces: list[str]) -> list[str]:

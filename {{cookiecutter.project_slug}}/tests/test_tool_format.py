@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from autogen_core.models import UserMessage
 from tiny_models import CHAT_TEMPLATES, tiny_tokenizer
 from tool_templates import (
     GEMMA_MARKERS,
@@ -20,8 +19,8 @@ from tool_templates import (
     render_answer,
 )
 
-from {{ cookiecutter.package_name }}._prompt import CallTurns, PromptRenderer
-from {{ cookiecutter.package_name }}._tool_format import (
+from {{ cookiecutter.package_name }}._core._prompt import CallTurns, PromptRenderer
+from {{ cookiecutter.package_name }}._core._tool_format import (
     WRITERS,
     ToolTemplate,
     Vocabulary,
@@ -29,7 +28,7 @@ from {{ cookiecutter.package_name }}._tool_format import (
     learn_tool_template,
     written_format,
 )
-from {{ cookiecutter.package_name }}._tool_parsers import (
+from {{ cookiecutter.package_name }}._core._tool_parsers import (
     ID_SLOT,
     INDEX_SLOT,
     CallFormat,
@@ -151,7 +150,7 @@ def test_a_template_that_loops_over_tools_unguarded_gets_an_empty_list() -> None
     with pytest.raises(TypeError):  # the template itself, given no tools
         tokenizer.apply_chat_template([{"role": "user", "content": "Hi."}], tokenize=False)
     renderer = PromptRenderer(tokenizer, None)
-    hello = UserMessage(content="Hi.", source="user")
+    hello = {"role": "user", "content": "Hi."}
     assert "<tools>\n</tools>" in renderer.render_messages([hello], None, True)
     assert not renderer.uses_fallback
     assert renderer.encode([{"role": "user", "content": "Hi."}]).input_ids

@@ -47,11 +47,12 @@ from transformers import AutoTokenizer, BatchEncoding, LogitsProcessor, PreTrain
 
 from {{ cookiecutter.package_name }} import CapabilityError, MalformedToolCallWarning
 from {{ cookiecutter.package_name }} import {{ cookiecutter.client_class_name }} as Client
-from {{ cookiecutter.package_name }}._constrained import Compilers, Grammar
-from {{ cookiecutter.package_name }}._text import ResponseParser
-from {{ cookiecutter.package_name }} import _constrained as constrained
-from {{ cookiecutter.package_name }}._tool_format import Vocabulary, call_grammar
-from {{ cookiecutter.package_name }}._tool_parsers import ID_SLOT, ParsedCall, read_calls
+from {{ cookiecutter.package_name }}._core._constrained import Compilers, Grammar
+from {{ cookiecutter.package_name }}._core._text import ResponseParser
+from {{ cookiecutter.package_name }}._core import _constrained as constrained
+from {{ cookiecutter.package_name }}._core._tool_format import Vocabulary, call_grammar
+from {{ cookiecutter.package_name }}._core._tool_parsers import ID_SLOT, ParsedCall, read_calls
+from {{ cookiecutter.package_name }}._autogen._messages import to_chat_messages
 
 SEEDS = range(12)
 
@@ -346,7 +347,7 @@ def test_server_gets_the_same_grammar_and_it_is_valid_for_the_vocabulary(
     clients: dict[str, Client], model_paths: dict[str, Path], call_format: str
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_paths[call_format])
-    tool_calling = clients[call_format]._tool_calling
+    tool_calling = clients[call_format]._chat.model.tool_calling
     text = call_grammar(
         tool_calling.format, chat_tools(TOOLS), Vocabulary(tokenizer), starts_in_thought=False
     )
@@ -434,7 +435,7 @@ def local_note(text: str) -> str:
 
 
 def client_markers(client: Client) -> tuple[str, ...]:
-    return client._tool_calling.markers
+    return client._chat.model.tool_calling.markers
 
 
 @pytest.mark.parametrize("call_format", list(TEMPLATES))
@@ -442,7 +443,7 @@ async def test_forced_calls_are_written_in_the_model_format(
     clients: dict[str, Client], model_paths: dict[str, Path], call_format: str
 ) -> None:
     client = clients[call_format]
-    syntax = client._tool_calling.format
+    syntax = client._chat.model.tool_calling.format
     forced = syntax.after_prompt()  # as the model writes it after the prompt
     seen = SeenTokens()  # also shows that a caller's logits processor still runs
     result = await client.create(
@@ -472,7 +473,7 @@ async def test_calls_the_template_writes_are_read_back(
         ("get_weather", {"unit": "celsius", "city": 'Rio "RJ"', "days": 2}),
         ("local_time", {"zone": "CET"}),
     ]
-    turns = clients[call_format]._tool_calling.template.call_turns
+    turns = clients[call_format]._chat.model.tool_calling.template.call_turns
     for wanted in (calls[:1], calls):
         answer = render_answer(tokenizer, wanted, call_turns=turns)
         args = {**scripted_args(tokenizer, answer), "max_new_tokens": 400}
@@ -541,7 +542,7 @@ async def test_without_a_chat_template_tools_are_counted_and_calls_forced(
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_without_template_path)
     try:
         assert client.count_tokens([ASK], tools=TOOLS) > client.count_tokens([ASK]) + 50
-        section = client._tool_calling.tools_section(chat_tools(TOOLS))
+        section = client._chat.model.tool_calling.tools_section(chat_tools(TOOLS))
         expected = tokenizer.encode(
             f"System: {section}\nUser: {ASK.content}\nAssistant:", add_special_tokens=False
         )
@@ -579,7 +580,7 @@ async def test_a_template_without_tools_gets_them_and_the_calls_as_text(
             content=[FunctionExecutionResult(content="12:00", name=call.name, call_id=call.id)]
         ),
     ]
-    section = client._tool_calling.tools_section(chat_tools(TOOLS))
+    section = client._chat.model.tool_calling.tools_section(chat_tools(TOOLS))
     written = '<tool_call>\n{"name": "local_time", "arguments": {"zone": "JST"}}\n</tool_call>'
     expected = template_ids(
         tokenizer,
@@ -702,10 +703,10 @@ async def test_tool_loop_history_renders_through_the_template(
     ]
     # Arguments as a dict (AutoGen keeps a JSON string), or in the form the template takes.
     # A template that renders no tools gets them in the system message (DeepSeek R1).
-    turns = client._tool_calling.template.call_turns
-    expected = template_ids(tokenizer, *client._tool_calling.prompt(chat, chat_tools(TOOLS)))
+    turns = client._chat.model.tool_calling.template.call_turns
+    expected = template_ids(tokenizer, *client._chat.model.tool_calling.prompt(chat, chat_tools(TOOLS)))
     assert expected == template_ids(tokenizer, turns.apply(chat), chat_tools(TOOLS)) or not (
-        client._tool_calling.template.renders_tools
+        client._chat.model.tool_calling.template.renders_tools
     )
     assert client.count_tokens(history, tools=TOOLS) == len(expected)
     text = decode(tokenizer, expected)
@@ -730,9 +731,9 @@ async def test_tools_the_template_fails_on_go_into_the_system_message(
     client = Client(model_name=str(path), max_new_tokens=160, do_sample=False)
     tokenizer = AutoTokenizer.from_pretrained(path)
     try:
-        tool_calling = client._tool_calling
+        tool_calling = client._chat.model.tool_calling
         assert tool_calling.format.json_keys == ("tool_name", "parameters")
-        chat = client._to_chat([ASK])
+        chat = to_chat_messages([ASK])
         with pytest.warns(UserWarning, match="cannot render these tools.*description"):
             system_chat, rendered = tool_calling.prompt(chat, chat_tools([WEATHER]))
         assert rendered is None
@@ -830,7 +831,7 @@ def test_grammars_are_compiled_once_per_vocabulary(
     tool_client: Client, tokenizer: PreTrainedTokenizerBase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = call_grammar(
-        tool_client._tool_calling.format,
+        tool_client._chat.model.tool_calling.format,
         chat_tools([WEATHER]),
         Vocabulary(tokenizer),
         starts_in_thought=False,
@@ -859,7 +860,7 @@ def test_forced_grammar_lets_open_reasoning_finish_first(
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_paths["llama3"])
     text = call_grammar(
-        clients["llama3"]._tool_calling.format,
+        clients["llama3"]._chat.model.tool_calling.format,
         chat_tools([TIME]),
         Vocabulary(tokenizer),
         starts_in_thought=True,

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from {{ cookiecutter.package_name }}._tiny_models import CHAT_TEMPLATE, save_greedy, train_tokenizer
-from {{ cookiecutter.package_name }}._tiny_models import build_tiny_model as _build_tiny_model
+from {{ cookiecutter.package_name }}._core._tiny_models import CHAT_TEMPLATE, save_greedy, train_tokenizer
+from {{ cookiecutter.package_name }}._core._tiny_models import build_tiny_model as _build_tiny_model
 
 CHAT_TEMPLATES = Path(__file__).parent / "chat_templates"
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from transformers import PreTrainedTokenizerBase
 
-from {{ cookiecutter.package_name }}._prompt import CallTurns
+from {{ cookiecutter.package_name }}._core._prompt import CallTurns
 
 GEMMA_MARKERS = ("<|tool_call>", "<tool_call|>", '<|"|>', "<|tool_response>")
 LLAMA4_MARKERS = ("<|header_start|>", "<|header_end|>", "<|eot|>", "<|python_start|>", "<|python_end|>")

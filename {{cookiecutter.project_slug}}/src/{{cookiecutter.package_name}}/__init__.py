@@ -1,6 +1,7 @@
-"""An AutoGen ``ChatCompletionClient`` for a local HuggingFace transformers model.
+"""An AutoGen ``ChatCompletionClient`` for a local HuggingFace transformers model{% if cookiecutter.agent_framework %},
+and an Agent Framework chat client on the same core{% endif %}.
 
-The client, its config and the errors of the modules that need torch load on first use, so
+The clients, their config and the errors of the modules that need torch load on first use, so
 that importing the package (and ``python -m`` it, to read ``--help``) takes no time.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from ._core._errors import (
     CapabilityError,
     ClientClosedError,
     ContextWindowExceededError,
@@ -17,38 +18,49 @@ from ._errors import (
     ModelLoadError,
     RequestFailedError,
 )
-from ._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
+from ._autogen._model_info import DEFAULT_MODEL_INFO, DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
-    from ._client import {{ cookiecutter.client_class_name }}
-    from ._config import GenerationSettings, {{ cookiecutter.client_class_name }}Config
-    from ._remote_engine import ServerError
+{%- if cookiecutter.agent_framework %}
+    from ._agent_framework._client import (
+        {{ cookiecutter.agent_framework_client_class_name }},
+        {{ cookiecutter.agent_framework_client_class_name }}Options,
+    )
+{%- endif %}
+    from ._autogen._client import {{ cookiecutter.client_class_name }}
+    from ._autogen._config import {{ cookiecutter.client_class_name }}Config
+    from ._core._config import GenerationSettings
+    from ._core._remote_engine import ServerError
 {%- if cookiecutter.function_calling %}
-    from ._tools import MalformedToolCallWarning
+    from ._core._tools import MalformedToolCallWarning
 {%- endif %}
 {%- if cookiecutter.json_output or cookiecutter.function_calling %}
-    from ._schema import UnsupportedSchemaError
+    from ._core._schema import UnsupportedSchemaError
 {%- endif %}
 {%- if cookiecutter.vision %}
-    from ._vision_chat import UnreadableImageError
+    from ._core._vision_chat import UnreadableImageError
 {%- endif %}
 
 _LAZY = {
-    {{ cookiecutter.client_class_name | py }}: "._client",
-    {{ (cookiecutter.client_class_name ~ "Config") | py }}: "._config",
-    "GenerationSettings": "._config",
-    "ServerError": "._remote_engine",
+{%- if cookiecutter.agent_framework %}
+    {{ cookiecutter.agent_framework_client_class_name | py }}: "._agent_framework._client",
+    {{ (cookiecutter.agent_framework_client_class_name ~ "Options") | py }}: "._agent_framework._client",
+{%- endif %}
+    {{ cookiecutter.client_class_name | py }}: "._autogen._client",
+    {{ (cookiecutter.client_class_name ~ "Config") | py }}: "._autogen._config",
+    "GenerationSettings": "._core._config",
+    "ServerError": "._core._remote_engine",
 {%- if cookiecutter.function_calling %}
-    "MalformedToolCallWarning": "._tools",
+    "MalformedToolCallWarning": "._core._tools",
 {%- endif %}
 {%- if cookiecutter.json_output or cookiecutter.function_calling %}
-    "UnsupportedSchemaError": "._schema",
+    "UnsupportedSchemaError": "._core._schema",
 {%- endif %}
 {%- if cookiecutter.vision %}
-    "UnreadableImageError": "._vision_chat",
+    "UnreadableImageError": "._core._vision_chat",
 {%- endif %}
 }
-"""Public names whose modules import torch, AutoGen or pydantic: imported when first asked for."""
+"""Public names whose modules import torch, a framework or pydantic: imported when first used."""
 
 
 def __getattr__(name: str) -> Any:
@@ -83,6 +95,12 @@ __all__ = [
 ]
 {%- if cookiecutter.function_calling %}
 __all__ += ["MalformedToolCallWarning"]
+{%- endif %}
+{%- if cookiecutter.agent_framework %}
+__all__ += [
+    "{{ cookiecutter.agent_framework_client_class_name }}",
+    "{{ cookiecutter.agent_framework_client_class_name }}Options",
+]
 {%- endif %}
 {%- if cookiecutter.json_output or cookiecutter.function_calling %}
 __all__ += ["UnsupportedSchemaError"]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ._model_info import DEFAULT_MODEL_NAME
+from ._autogen._model_info import DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
-    from ._config import {{ cookiecutter.client_class_name }}Config as Config
+    from ._autogen._config import {{ cookiecutter.client_class_name }}Config as Config
 
 PROG = f"python -m {__package__}"
 
@@ -61,8 +61,8 @@ def _demo_parser() -> argparse.ArgumentParser:
 
 def _config(arguments: argparse.Namespace) -> Config:
     """The client's config from the arguments, checked, its model's place too (no torch yet)."""
-    from ._config import {{ cookiecutter.client_class_name }}Config
-    from ._model_source import check_model_source
+    from ._autogen._config import {{ cookiecutter.client_class_name }}Config
+    from ._core._model_source import check_model_source
 
     config = {{ cookiecutter.client_class_name }}Config(
         model_name=arguments.model,
@@ -83,7 +83,7 @@ async def _answer(arguments: argparse.Namespace, config: Config) -> int:
     )
     from transformers.utils import logging as transformers_logging
 
-    from ._client import {{ cookiecutter.client_class_name }} as Client
+    from ._autogen._client import {{ cookiecutter.client_class_name }} as Client
 
     disable_progress_bars()  # no download or loading bars in the answer
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv[1:] if demo else argv)
     try:
         if demo:
-            from ._demo import run_demo
+            from ._autogen._demo import run_demo
 
             return asyncio.run(run_demo(arguments.save))
         # A bad value or a missing model is refused here, before torch loads.

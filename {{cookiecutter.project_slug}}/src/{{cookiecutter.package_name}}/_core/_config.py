@@ -1,13 +1,12 @@
-"""The client's configuration schema."""
+"""The model's configuration schema, shared by every front (AutoGen, Agent Framework)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from autogen_core.models import ModelInfo, validate_model_info
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._model_info import DEFAULT_MODEL_NAME
+from ._defaults import DEFAULT_MODEL_NAME
 
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 
@@ -54,8 +53,8 @@ class GenerationSettings(BaseModel):
         return self
 
 
-class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
-    """Everything needed to build the client; what ``dump_component()`` saves."""
+class ModelConfig(GenerationSettings):
+    """Everything needed to build a client on the model, whichever the framework."""
 
     model_name: str = Field(
         default=DEFAULT_MODEL_NAME, description="HuggingFace model id or local directory."
@@ -92,9 +91,6 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
         ge=0,
         description="Memory for keys and values of processed prompts, reused by prompts that "
         "start the same way (system prompt, tools, conversation so far); 0 disables.",
-    )
-    model_info: ModelInfo | None = Field(
-        default=None, description="Capabilities; default: the answers given at generation."
     )
     base_url: str | None = Field(
         default=None,
@@ -147,13 +143,6 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
             raise ValueError("tool_choice must be 'auto', 'required', 'none' or a tool's name")
         return tool_choice
 
-    @field_validator("model_info")
-    @classmethod
-    def _model_info_complete(cls, model_info: ModelInfo | None) -> ModelInfo | None:
-        if model_info is not None:
-            validate_model_info(model_info)
-        return model_info
-
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, base_url: str | None) -> str | None:
@@ -162,7 +151,7 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
         return base_url
 
     @model_validator(mode="after")
-    def _local_or_server_fields(self) -> {{ cookiecutter.client_class_name }}Config:
+    def _local_or_server_fields(self) -> ModelConfig:
         local = {"device", "device_map", "dtype", "max_batch_size", "prefix_cache_mb"}
         server = {"served_model_name", "request_timeout", "connect_timeout", "max_retries"}
         fields = type(self).model_fields
@@ -173,7 +162,7 @@ class {{ cookiecutter.client_class_name }}Config(GenerationSettings):
         return self
 
     @model_validator(mode="after")
-    def _device_or_device_map(self) -> {{ cookiecutter.client_class_name }}Config:
+    def _device_or_device_map(self) -> ModelConfig:
         if self.device is not None and self.device_map is not None:
             raise ValueError("give device or device_map, not both")
         return self

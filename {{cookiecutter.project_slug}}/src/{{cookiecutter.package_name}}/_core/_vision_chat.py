@@ -1,15 +1,13 @@
-"""AutoGen messages to chat messages whose content is a list of text and image parts."""
+"""Chats for multimodal chat templates: content as a list of text and image parts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from autogen_core import Image
-from autogen_core.models import LLMMessage, UserMessage
 from PIL import Image as PILImage
 
-from ._prompt import ChatMessage, to_chat_messages
+from ._types import ChatMessage
 
 ContentPart = dict[str, Any]
 """``{"type": "text", "text": ...}`` or ``{"type": "image", "image": <PIL image>, ...}``."""
@@ -25,9 +23,8 @@ def _text(text: str) -> ContentPart:
     return {"type": "text", "text": text}
 
 
-def readable_image(image: Image, origin: str) -> PILImage.Image:
-    """The RGB pixels of ``image``; raises ``UnreadableImageError`` naming ``origin`` if none."""
-    pixels = getattr(image, "image", None)
+def readable_image(pixels: object, origin: str) -> PILImage.Image:
+    """The RGB pixels of a PIL image; raises ``UnreadableImageError`` naming ``origin`` if none."""
     if not isinstance(pixels, PILImage.Image):
         raise UnreadableImageError(f"{origin} holds no PIL image (found {type(pixels).__name__}).")
     try:
@@ -40,43 +37,33 @@ def readable_image(image: Image, origin: str) -> PILImage.Image:
     return rgb
 
 
-def _user_parts(index: int, message: UserMessage) -> list[ContentPart]:
-    if isinstance(message.content, str):
-        return [_text(message.content)]
-    parts: list[ContentPart] = []
-    for position, part in enumerate(message.content):
-        if isinstance(part, Image):
-            origin = f"The image in messages[{index}].content[{position}] (from {message.source!r})"
-            parts.append({"type": "image", "image": readable_image(part, origin), "origin": origin})
-        else:
-            parts.append(_text(part))
-    return parts
+def _checked(part: ContentPart) -> ContentPart:
+    if part.get("type") != "image":
+        return part
+    origin = part.get("origin", "An image")
+    return {**part, "image": readable_image(part.get("image"), origin), "origin": origin}
 
 
 def _as_parts(entry: ChatMessage) -> ChatMessage:
     content = entry.get("content")
     if entry["role"] in _PART_ROLES and isinstance(content, str):
         return {**entry, "content": [_text(content)] if content else []}
+    if isinstance(content, list):
+        return {**entry, "content": [_checked(part) for part in content]}
     return entry
 
 
-def to_vision_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
-    """Convert AutoGen messages to chat messages for a multimodal chat template.
+def to_vision_chat_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The chat for a multimodal chat template.
 
     System, user and assistant content becomes a list of parts, as multimodal templates
-    expect; a user message's text and images stay in their order. Tool results keep their
-    text content.
+    expect; a user message's text and images stay in their order, each image checked. Tool
+    results keep their text content.
 
     Raises:
-        UnreadableImageError: an image has no readable pixels; the error names the message.
+        UnreadableImageError: an image has no readable pixels; the error names its origin.
     """
-    chat: list[ChatMessage] = []
-    for index, message in enumerate(messages):
-        if isinstance(message, UserMessage):
-            chat.append({"role": "user", "content": _user_parts(index, message)})
-        else:
-            chat.extend(_as_parts(entry) for entry in to_chat_messages([message]))
-    return chat
+    return [_as_parts(message) for message in messages]
 
 
 def image_parts(chat: list[ChatMessage]) -> list[ContentPart]:

@@ -1,4 +1,4 @@
-"""AutoGen messages to chat-template messages, and prompts to token ids."""
+"""Chats to prompts through the model's chat template, and prompts to token ids."""
 
 from __future__ import annotations
 
@@ -10,23 +10,14 @@ from importlib import resources
 from typing import Any, cast
 
 import torch
-from autogen_core import Image
-from autogen_core.models import (
-    AssistantMessage,
-    FunctionExecutionResultMessage,
-    LLMMessage,
-    SystemMessage,
-    UserMessage,
-)
-from autogen_core.tools import Tool, ToolSchema
 from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedTokenizerBase
 from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
 from ._errors import CapabilityError
+from ._types import ChatMessage
 
-ChatMessage = dict[str, Any]
-"""A message as chat templates expect it: ``{"role": ..., "content": ...}`` and friends."""
+__all__ = ["ChatMessage", "EncodedPrompt", "PromptRenderer"]
 
 FALLBACK_CHAT_TEMPLATE = (
     resources.files(__package__).joinpath("fallback_chat_template.jinja").read_text("utf-8")
@@ -44,69 +35,24 @@ class EncodedPrompt:
     """Inputs for ``generate`` besides the token ids, such as an image's ``pixel_values``."""
 
 
-def _tool_call_arguments(arguments: str) -> Any:
-    """Chat templates want tool-call arguments as a dict; AutoGen keeps a JSON string."""
-    try:
-        return json.loads(arguments)
-    except json.JSONDecodeError:
-        return arguments
+def text_content(message: ChatMessage) -> ChatMessage:
+    """``message`` with a list of text parts joined into one text, as text templates take it.
 
-
-def _user_content(message: UserMessage) -> str:
-    if isinstance(message.content, str):
-        return message.content
+    Raises:
+        CapabilityError: the message holds an image (this client renders text only).
+    """
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
     texts: list[str] = []
-    for part in message.content:
-        if isinstance(part, Image):
+    for part in content:
+        if part.get("type") == "image":
             raise CapabilityError(
-                "This client was generated without vision: it cannot take images "
-                f"(user message from {message.source!r})."
+                "This client was generated without vision: it cannot take "
+                f"{part.get('origin', 'an image')}."
             )
-        texts.append(part)
-    return "\n".join(texts)
-
-
-def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
-    """Convert AutoGen messages to the dicts that ``apply_chat_template`` renders."""
-    chat: list[ChatMessage] = []
-    for message in messages:
-        if isinstance(message, SystemMessage):
-            chat.append({"role": "system", "content": message.content})
-        elif isinstance(message, UserMessage):
-            chat.append({"role": "user", "content": _user_content(message)})
-        elif isinstance(message, AssistantMessage):
-            entry: ChatMessage = {"role": "assistant"}
-            if isinstance(message.content, str):
-                entry["content"] = message.content
-            else:
-                entry["content"] = ""
-                entry["tool_calls"] = [
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {
-                            "name": call.name,
-                            "arguments": _tool_call_arguments(call.arguments),
-                        },
-                    }
-                    for call in message.content
-                ]
-            if message.thought:
-                entry["reasoning_content"] = message.thought
-            chat.append(entry)
-        elif isinstance(message, FunctionExecutionResultMessage):
-            chat.extend(
-                {
-                    "role": "tool",
-                    "content": result.content,
-                    "tool_call_id": result.call_id,
-                    "name": result.name,
-                }
-                for result in message.content
-            )
-        else:  # pragma: no cover - LLMMessage is a closed union
-            raise TypeError(f"Unsupported message type: {type(message).__name__}")
-    return chat
+        texts.append(part.get("text", ""))
+    return {**message, "content": "\n".join(texts)}
 
 
 @dataclass(frozen=True)
@@ -135,18 +81,6 @@ class CallTurns:
         if self.text_arguments and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)
         return {**entry, "function": {**function, "arguments": arguments}}
-
-
-def to_chat_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]] | None:
-    """Tools as chat templates take them: ``{"type": "function", "function": schema}``."""
-    if not tools:
-        return None
-    definitions: list[dict[str, Any]] = []
-    for tool in tools:
-        schema: dict[str, Any] = dict(tool if isinstance(tool, dict) else tool.schema)
-        schema.setdefault("parameters", {"type": "object", "properties": {}})
-        definitions.append({"type": "function", "function": schema})
-    return definitions
 
 
 def merge_system_messages(chat: list[ChatMessage], *, keep_leading: bool) -> list[ChatMessage]:
@@ -192,8 +126,9 @@ class PromptRenderer:
         self._template = FALLBACK_CHAT_TEMPLATE if self.uses_fallback else chat_template
         self._no_tools: list[dict[str, Any]] | None = None
         """What the template gets as ``tools`` when there are none."""
-        system, user = SystemMessage(content="Probe."), UserMessage(content="Probe.", source="user")
-        answer = AssistantMessage(content="Probe.", source="assistant")
+        system: ChatMessage = {"role": "system", "content": "Probe."}
+        user: ChatMessage = {"role": "user", "content": "Probe."}
+        answer: ChatMessage = {"role": "assistant", "content": "Probe."}
         if (failure := self._failure([user])) is not None:
             self._no_tools = []
             if self._failure([user]) is not None:
@@ -207,12 +142,17 @@ class PromptRenderer:
         self._refuses_leading_system = self._failure([system, user]) is not None
         self._refuses_later_system = self._failure([user, answer, system, user]) is not None
 
-    def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
-        """The messages as this renderer's chat template takes them."""
-        return to_chat_messages(messages)
+    def to_chat(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """The messages as this renderer's chat template takes them (text: a user message's
+        parts joined).
+
+        Raises:
+            CapabilityError: a message holds an image.
+        """
+        return [text_content(message) for message in messages]
 
     def loggable(self, chat: list[ChatMessage]) -> list[ChatMessage]:
-        """``chat`` as JSON-serializable dicts, for AutoGen's event log."""
+        """``chat`` as JSON-serializable dicts, for event logs."""
         return chat
 
     def runs_torch(self, chat: list[ChatMessage]) -> bool:
@@ -222,7 +162,7 @@ class PromptRenderer:
 
     def render_messages(
         self,
-        messages: Sequence[LLMMessage],
+        messages: Sequence[ChatMessage],
         tools: list[dict[str, Any]] | None,
         add_generation_prompt: bool,
         /,
@@ -241,7 +181,7 @@ class PromptRenderer:
         assert isinstance(text, str)
         return text
 
-    def _failure(self, messages: Sequence[LLMMessage]) -> str | None:
+    def _failure(self, messages: Sequence[ChatMessage]) -> str | None:
         """Why the template cannot render ``messages`` (None: it can)."""
         try:
             self.render_messages(messages, None, True)

@@ -9,27 +9,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autogen_core.models import ModelInfo
 from pydantic import BaseModel
 from transformers import PreTrainedTokenizerBase
 
 from ._config import GenerationSettings
+from ._defaults import Capabilities
 from ._errors import CapabilityError
 from ._generation import AnswerCheck, Constraint
+
+JsonRequest = bool | type[BaseModel] | Mapping[str, Any]
+"""What a request asks for (refused here)."""
 
 
 class JsonOutput:
     """Refuses ``json_output``: regenerate the project with ``json_output=yes`` to use it."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, model_info: ModelInfo) -> None:
-        del tokenizer, model_info  # nothing to set up without JSON output
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        del tokenizer  # nothing to set up without JSON output
 
     def constrain(
         self,
-        json_output: bool | type[BaseModel],
+        json_output: JsonRequest,
         settings: GenerationSettings,
         arguments: Mapping[str, Any],
         *,
+        capabilities: Capabilities,
         tools: Sequence[object] = (),
         budget: int | None = None,
     ) -> tuple[GenerationSettings, Constraint, AnswerCheck]:

@@ -10,7 +10,7 @@ from autogen_core import Image
 from autogen_core.models import LLMMessage, ModelInfo, UserMessage
 from pydantic import BaseModel
 
-from ._errors import CapabilityError
+from .._core._errors import CapabilityError
 
 
 def _texts(value: object) -> Iterator[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from autogen_core import Image
-from autogen_core.models import LLMMessage, UserMessage
 from jinja2 import TemplateError
 from transformers import (
     AutoModelForImageTextToText,
@@ -17,7 +15,7 @@ from transformers import (
 )
 from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._errors import CapabilityError
 from ._loading import _hub_arguments
 from ._prompt import ChatMessage, EncodedPrompt, PromptRenderer
@@ -58,7 +56,7 @@ class VisionPromptRenderer(PromptRenderer):
         super().__init__(tokenizer, template)
         self._processor = processor
 
-    def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+    def to_chat(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         return to_vision_chat_messages(messages)
 
     def loggable(self, chat: list[ChatMessage]) -> list[ChatMessage]:
@@ -113,15 +111,12 @@ class TextOnlyRenderer(PromptRenderer):
         super().__init__(tokenizer, chat_template)
         self._model_name = model_name
 
-    def to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
-        for index, message in enumerate(messages):
-            if isinstance(message, UserMessage) and any(
-                isinstance(part, Image) for part in message.content if not isinstance(part, str)
-            ):
-                raise CapabilityError(
-                    f"{self._model_name!r} is a text model (it has no image processor): it "
-                    f"cannot take the image in messages[{index}] (from {message.source!r})."
-                )
+    def to_chat(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        for part in image_parts(list(messages)):
+            raise CapabilityError(
+                f"{self._model_name!r} is a text model (it has no image processor): it "
+                f"cannot take {part.get('origin', 'an image')}."
+            )
         return super().to_chat(messages)
 
 

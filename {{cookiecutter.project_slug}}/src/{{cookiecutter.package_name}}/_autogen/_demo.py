@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from transformers.utils import logging as transformers_logging
 
 from ._client import {{ cookiecutter.client_class_name }} as Client
-from ._errors import CapabilityError
-from ._tiny_models import build_tiny_model
+from .._core._errors import CapabilityError
+from .._core._tiny_models import build_tiny_model
 
 MESSAGES = [UserMessage(content="What is the weather like in Paris?", source="user")]
 

@@ -6,12 +6,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autogen_core.models import ModelInfo
 from pydantic import BaseModel
 from transformers import PreTrainedTokenizerBase
 
 from ._config import GenerationSettings
 from ._constrained import BoundedCache, Grammar, require_grammar_library
+from ._defaults import Capabilities
 from ._errors import CapabilityError
 from ._schema import PreparedSchema, prepare_schema
 
@@ -39,59 +39,69 @@ class JsonCheck:
         return self._schema.errors(value)
 
 
-class JsonOutput:
-    """Turns ``json_output`` into a grammar that constrains the answer to the schema.
+JsonRequest = bool | type[BaseModel] | Mapping[str, Any]
+"""What a request asks for: any JSON object (``True``), a pydantic model's schema, or a JSON
+schema given as a dict (Agent Framework's ``response_format`` may be one)."""
 
-    One per client. On the event loop it checks the client's capabilities and prepares the
-    schema (``_schema``: about a millisecond, kept for the 64 most recently used answers).
-    Building the vocabulary view and the grammar (cached per schema) happens on the engine's
-    thread, at the request's first step. The client works without llguidance until JSON is
-    asked for.
+
+class JsonOutput:
+    """Turns a request's JSON output into a grammar that constrains the answer to the schema.
+
+    One per model, shared by its clients. On the event loop it checks the client's
+    capabilities and prepares the schema (``_schema``: about a millisecond, kept for the 64
+    most recently used answers). Building the vocabulary view and the grammar (cached per
+    schema) happens on the engine's thread, at the request's first step. The client works
+    without llguidance until JSON is asked for.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, model_info: ModelInfo) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self._tokenizer = tokenizer
-        self._model_info = model_info
         self._schemas: BoundedCache[object, PreparedSchema] = BoundedCache()
 
-    def schema(self, json_output: bool | type[BaseModel]) -> PreparedSchema:
+    def schema(self, json_output: JsonRequest, capabilities: Capabilities) -> PreparedSchema:
         """The schema a request asks for, prepared for the grammar.
 
         Raises:
-            CapabilityError: the client's ``model_info`` lacks ``json_output`` (for ``True``)
-                or ``structured_output`` (for a model class).
+            CapabilityError: the client's capabilities lack ``json_output`` (for ``True``)
+                or ``structured_output`` (for a model class or a schema).
             UnsupportedSchemaError: no grammar can guarantee a valid answer for the schema.
         """
+        key: object
         if json_output is True:
-            if not self._model_info["json_output"]:
+            if not capabilities["json_output"]:
                 raise CapabilityError(
                     "This client does not support JSON output (model_info json_output is false)."
                 )
-            source = JSON_MODE_SCHEMA
+            source, key = JSON_MODE_SCHEMA, True
         elif isinstance(json_output, type) and issubclass(json_output, BaseModel):
-            if not self._model_info["structured_output"]:
-                raise CapabilityError(
-                    "This client does not support structured output (model_info "
-                    "structured_output is false); json_output=True asks for any JSON object."
-                )
-            source = json_output.model_json_schema()
+            source, key = json_output.model_json_schema(), json_output
+        elif isinstance(json_output, Mapping):
+            source = dict(json_output)
+            key = json.dumps(source, sort_keys=True, default=str)
         else:
             raise TypeError(
-                f"json_output must be a bool or a pydantic BaseModel subclass, not {json_output!r}"
+                "json_output must be a bool, a pydantic BaseModel subclass or a JSON schema "
+                f"(a dict), not {json_output!r}"
             )
-        cached = self._schemas.get(json_output)
+        if key is not True and not capabilities["structured_output"]:
+            raise CapabilityError(
+                "This client does not support structured output (model_info "
+                "structured_output is false); json_output=True asks for any JSON object."
+            )
+        cached = self._schemas.get(key)
         if cached is None:
             require_grammar_library("JSON output")
             cached = prepare_schema(source)
-            self._schemas.put(json_output, cached)
+            self._schemas.put(key, cached)
         return cached
 
     def constrain(
         self,
-        json_output: bool | type[BaseModel],
+        json_output: JsonRequest,
         settings: GenerationSettings,
         arguments: Mapping[str, Any],
         *,
+        capabilities: Capabilities,
         tools: Sequence[object] = (),
         budget: int | None = None,
     ) -> tuple[GenerationSettings, Grammar, JsonCheck]:
@@ -112,7 +122,7 @@ class JsonOutput:
             )
         if (arguments.get("num_beams") or 1) > 1:
             raise ValueError("JSON output follows one sequence: num_beams must be 1.")
-        schema = self.schema(json_output)
+        schema = self.schema(json_output, capabilities)
         grammar = Grammar(
             "json_schema", json.dumps(schema.grammar_schema), self._tokenizer, budget=budget
         )

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerBase, StopStringCriteria
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._engine import TokenCallback
 from ._errors import CapabilityError, ClientClosedError
 from ._generation import GenerationOutput, GenerationRequest, SAMPLING_FIELDS

@@ -6,7 +6,7 @@ message are refused with a clear error by the text renderer.
 
 from __future__ import annotations
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._loading import load_tokenizer
 from ._prompt import PromptRenderer
 

@@ -17,7 +17,7 @@ from transformers import (
 )
 from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._errors import ModelLoadError
 from ._model_source import check_model_source as check_model_source
 

@@ -15,19 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from autogen_core import FunctionCall
-from autogen_core.models import (
-    AssistantMessage,
-    FunctionExecutionResult,
-    FunctionExecutionResultMessage,
-    LLMMessage,
-    UserMessage,
-)
 from transformers import PreTrainedTokenizerBase
 
 from ._constrained import lark_json
 from ._prompt import CallTurns
 from ._text import THINK_CLOSE
+from ._types import ChatMessage
 from ._tool_parsers import (
     GEMMA_QUOTE,
     ID_SLOT,
@@ -50,7 +43,7 @@ class Render(Protocol):
 
     def __call__(
         self,
-        messages: Sequence[LLMMessage],
+        messages: Sequence[ChatMessage],
         tools: list[dict[str, Any]] | None,
         add_generation_prompt: bool,
         /,
@@ -96,16 +89,15 @@ _PROBE_TOOLS = [
     for p in _PROBES
 ]
 _PROBE_RESULT = "Probe result text."
-_PROBE_RESULTS = FunctionExecutionResultMessage(
-    content=[
-        FunctionExecutionResult(
-            content=_PROBE_RESULT, name=_PROBES[0].name, call_id=_PROBES[0].call_id, is_error=False
-        )
-    ]
-)
+_PROBE_RESULTS: ChatMessage = {
+    "role": "tool",
+    "content": _PROBE_RESULT,
+    "tool_call_id": _PROBES[0].call_id,
+    "name": _PROBES[0].name,
+}
 _CALL_TURNS = (CallTurns(), CallTurns(text_arguments=True))
 """The forms of call turns probed, the usual one first."""
-_PROBE_ANSWER = AssistantMessage(content="Probe answer.", source="assistant")
+_PROBE_ANSWER: ChatMessage = {"role": "assistant", "content": "Probe answer."}
 _TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
 _XML_VALUE_CLOSERS: Mapping[ArgumentSyntax, str] = {
     "qwen_xml": "\n</parameter>",
@@ -215,11 +207,18 @@ def written_format(writer: Writer, vocabulary: Vocabulary) -> CallFormat:
 # -- Learning from a template ------------------------------------------------------------------
 
 
-def _assistant(probes: Sequence[_Probe]) -> AssistantMessage:
-    calls = [
-        FunctionCall(id=p.call_id, name=p.name, arguments=json.dumps(p.arguments)) for p in probes
-    ]
-    return AssistantMessage(content=calls if calls else "", source="assistant")
+def _assistant(probes: Sequence[_Probe]) -> ChatMessage:
+    message: ChatMessage = {"role": "assistant", "content": ""}
+    if probes:
+        message["tool_calls"] = [
+            {
+                "id": p.call_id,
+                "type": "function",
+                "function": {"name": p.name, "arguments": dict(p.arguments)},
+            }
+            for p in probes
+        ]
+    return message
 
 
 def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
@@ -231,11 +230,11 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
     syntax (the client then writes calls and the tools into the prompt itself); one whose
     calls cannot be understood too, with the reason in ``problem``.
     """
-    user = UserMessage(content="Probe request.", source="user")
+    user: ChatMessage = {"role": "user", "content": "Probe request."}
     tools: list[dict[str, Any]] | None = _PROBE_TOOLS
 
     def attempt(
-        messages: Sequence[LLMMessage], turns: CallTurns, generation_prompt: bool = False
+        messages: Sequence[ChatMessage], turns: CallTurns, generation_prompt: bool = False
     ) -> str | None:
         try:
             return render([user, *messages], tools, generation_prompt, call_turns=turns)

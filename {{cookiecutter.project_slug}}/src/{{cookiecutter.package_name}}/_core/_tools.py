@@ -9,17 +9,13 @@ import string
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
-
-from autogen_core import FunctionCall
-from autogen_core.models import UserMessage
-from autogen_core.tools import Tool, ToolSchema
+from typing import Any
 
 from ._config import GenerationSettings
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._constrained import Grammar, require_grammar_library
 from ._generation import GenerationOutput
-from ._prompt import ChatMessage, PromptRenderer, to_chat_tools
+from ._prompt import ChatMessage, PromptRenderer
 from ._schema import PreparedSchema, prepare_schema
 from ._text import THINK_CLOSE, ResponseParser, single_token_id
 from ._tool_format import (
@@ -32,6 +28,7 @@ from ._tool_format import (
     learn_tool_template,
     written_format,
 )
+from ._types import ChatTool, FunctionCall, ToolChoice, tool_name
 from ._tool_parsers import (
     MalformedToolCallError,
     ParsedAnswer,
@@ -41,7 +38,6 @@ from ._tool_parsers import (
     read_calls,
 )
 
-ToolChoice = Tool | Literal["auto", "required", "none"]
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 TOOLS_SECTION = """# Tools
@@ -56,7 +52,7 @@ To call functions, answer with the calls only, written like this:
 TOOL_RESULT = "<tool_response>\n{content}\n</tool_response>"
 """How a tool result reaches a template that renders none: in a user turn."""
 
-_PROBE_USER = UserMessage(content="Hello.", source="user")
+_PROBE_USER: ChatMessage = {"role": "user", "content": "Hello."}
 
 
 class MalformedToolCallWarning(UserWarning):
@@ -69,10 +65,6 @@ def new_call_ids(count: int) -> list[str]:
     while len(ids) < count:
         ids.add("".join(secrets.choice(_ID_ALPHABET) for _ in range(9)))
     return list(ids)
-
-
-def _tool_name(tool: Tool | ToolSchema) -> str:
-    return tool["name"] if isinstance(tool, dict) else tool.name
 
 
 @dataclass
@@ -244,11 +236,11 @@ class ToolCalling:
 
     # -- Before generation -------------------------------------------------------------------
 
-    def request(self, tools: Sequence[Tool | ToolSchema], tool_choice: ToolChoice) -> ToolRequest:
+    def request(self, tools: Sequence[ChatTool], tool_choice: ToolChoice) -> ToolRequest:
         """Check ``tool_choice`` against ``tools`` and say what to render and to force.
 
         ``none`` renders no tools, so the model cannot call one. ``required`` forces one call
-        to any tool, a ``Tool`` forces one call to that tool.
+        to any tool, a ``ForcedTool`` forces one call to that tool.
 
         Raises:
             ValueError: ``tool_choice`` names a tool that is not in ``tools``, or ``required``
@@ -258,7 +250,7 @@ class ToolCalling:
         """
         if tool_choice == "none" or (tool_choice == "auto" and not tools):
             return ToolRequest(tools=None)
-        definitions = to_chat_tools(tools) or []
+        definitions = list(tools)
         if tool_choice == "auto":
             return ToolRequest(
                 tools=definitions, hold_from=self.hold_from, marker_token_ids=self._marker_token_ids
@@ -270,7 +262,7 @@ class ToolCalling:
         else:
             forced = [tool for tool in definitions if tool["function"]["name"] == tool_choice.name]
             if not forced:
-                names = ", ".join(repr(_tool_name(tool)) for tool in tools) or "none"
+                names = ", ".join(repr(tool_name(tool)) for tool in tools) or "none"
                 raise ValueError(
                     f"tool_choice is the tool {tool_choice.name!r}, which is not among the "
                     f"tools given ({names})."

@@ -6,7 +6,7 @@ import importlib.util
 
 import torch
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._errors import ModelLoadError
 
 _INSTALL = "see https://pytorch.org/get-started/locally/"

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._engine import TokenCallback
 from ._errors import ClientClosedError
 from ._generation import GenerationOutput, GenerationRequest

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from autogen_core import FunctionCall
-from autogen_core.tools import Tool, ToolSchema
+from typing import Any
 
 from ._config import GenerationSettings
-from ._config import {{ cookiecutter.client_class_name }}Config as Config
+from ._config import ModelConfig as Config
 from ._errors import CapabilityError
 from ._generation import AnswerCheck, Constraint, GenerationOutput
 from ._prompt import ChatMessage, PromptRenderer
 from ._text import ResponseParser
-
-ToolChoice = Tool | Literal["auto", "required", "none"]
+from ._types import ChatTool, FunctionCall, ToolChoice
 
 
 @dataclass
@@ -52,7 +48,7 @@ class ToolCalling:
         """``chat`` and ``tools`` unchanged."""
         return chat, tools
 
-    def request(self, tools: Sequence[Tool | ToolSchema], tool_choice: ToolChoice) -> ToolRequest:
+    def request(self, tools: Sequence[ChatTool], tool_choice: ToolChoice) -> ToolRequest:
         """A request without tools; tools, or a choice that needs them, are refused.
 
         Raises:

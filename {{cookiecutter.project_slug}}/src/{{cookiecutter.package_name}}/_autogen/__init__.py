@@ -1,0 +1,1 @@
+"""The AutoGen front: a ``ChatCompletionClient`` on the core, and its command line demo."""

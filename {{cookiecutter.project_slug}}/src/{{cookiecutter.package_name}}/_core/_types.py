@@ -1,0 +1,49 @@
+"""What the core takes and gives, free of any agent framework.
+
+A chat is a list of messages as chat templates take them (``{"role": ..., "content": ...}``,
+assistant ``tool_calls``, ``tool`` results); tools are chat-template tool definitions; calls
+come back as :class:`FunctionCall`. Each front (AutoGen, Agent Framework) converts its own
+types to these and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ChatMessage = dict[str, Any]
+"""A message as chat templates expect it: ``{"role": ..., "content": ...}`` and friends. A
+user message's content may be a list of parts: ``{"type": "text", "text": ...}`` and
+``{"type": "image", "image": <PIL image>, "origin": <where it came from, for errors>}``."""
+
+ChatTool = dict[str, Any]
+"""A tool as chat templates take it: ``{"type": "function", "function": {"name": ...,
+"description": ..., "parameters": <JSON schema>}}``."""
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A call the model made: its id, the tool's name and the arguments as JSON text."""
+
+    id: str
+    arguments: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ForcedTool:
+    """A ``tool_choice`` that forces one call to the tool of this name."""
+
+    name: str
+
+
+ToolChoice = Literal["auto", "required", "none"] | ForcedTool
+"""``auto``: the model decides; ``required``: one call to any tool; ``none``: no tools."""
+
+FinishReason = Literal["stop", "length", "function_calls"]
+
+
+def tool_name(tool: ChatTool) -> str:
+    """The name of a chat-template tool definition."""
+    name: str = tool["function"]["name"]
+    return name
