@@ -48,11 +48,12 @@ def test_defaults_bake_a_complete_project(bake: Bake) -> None:
     for module in [
         "__init__.py",
         "__main__.py",
-        "_client.py",
-        "_config.py",
-        "_demo.py",
-        "_tiny_models.py",
-        "tiny_model_chat_template.jinja",
+        "_autogen/_client.py",
+        "_autogen/_config.py",
+        "_autogen/_demo.py",
+        "_core/_chat.py",
+        "_core/_tiny_models.py",
+        "_core/tiny_model_chat_template.jinja",
         "py.typed",
     ]:
         assert (package / module).is_file(), module
@@ -129,7 +130,7 @@ def test_awkward_free_text_is_rendered_as_data(bake: Bake, text: str) -> None:
 def test_model_name_with_quotes_reaches_python_intact(bake: Bake) -> None:
     name = './models/it\'s "quoted"\\path'
     project = bake(model_name=name)
-    module = project / "src" / DEFAULT_PACKAGE / "_model_info.py"
+    module = project / "src" / DEFAULT_PACKAGE / "_core" / "_defaults.py"
     tree = ast.parse(module.read_text("utf-8"))
     values = [
         node.value.value
@@ -143,14 +144,15 @@ def test_names_flow_into_the_code(bake: Bake) -> None:
     project = bake(project_name="My Local Llm", client_class_name="LocalLlmClient")
     assert project.name == "my-local-llm"
     package = project / "src" / "my_local_llm"
-    client_source = (package / "_client.py").read_text("utf-8")
+    client_source = (package / "_autogen" / "_client.py").read_text("utf-8")
     assert "class LocalLlmClient(ChatCompletionClient, Component[Config])" in client_source
     assert 'component_provider_override = "my_local_llm.LocalLlmClient"' in client_source
-    assert "class LocalLlmClientConfig(" in (package / "_config.py").read_text("utf-8")
+    config_source = (package / "_autogen" / "_config.py").read_text("utf-8")
+    assert "class LocalLlmClientConfig(" in config_source
 
 
 VISION_FILES = [
-    f"src/{DEFAULT_PACKAGE}/_vision_chat.py",
+    f"src/{DEFAULT_PACKAGE}/_core/_vision_chat.py",
     "tests/test_vision.py",
     "tests/tiny_vision_models.py",
     "tests/chat_templates/vision_chatml.jinja",
@@ -168,10 +170,10 @@ def test_vision_answer_decides_files_dependency_and_readme(bake: Bake, vision: b
     assert any(dependency.startswith("pillow") for dependency in dependencies) is vision
     assert ("## Images" in (project / "README.md").read_text("utf-8")) is vision
     package = project / "src" / DEFAULT_PACKAGE
-    assert is_stand_in(package / "_vision.py") is not vision
-    assert not (package / "_no_vision.py").exists()
+    assert is_stand_in(package / "_core" / "_vision.py") is not vision
+    assert not (package / "_core" / "_no_vision.py").exists()
     assert ("UnreadableImageError" in (package / "__init__.py").read_text("utf-8")) is vision
-    for path in [package / "_client.py", package / "__init__.py"]:
+    for path in [package / "_autogen" / "_client.py", package / "__init__.py"]:
         source = path.read_text("utf-8")
         assert "{%" not in source
         assert "{{" not in source
@@ -182,34 +184,89 @@ def test_client_module_is_the_same_for_every_capability_answer(bake: Bake) -> No
     """Capabilities come in whole modules (or their stand-ins), never as template branches."""
     everything = bake(vision=True)
     nothing = bake(vision=False, function_calling=False, json_output=False, structured_output=False)
-    relative = f"src/{DEFAULT_PACKAGE}/_client.py"
+    relative = f"src/{DEFAULT_PACKAGE}/_autogen/_client.py"
     assert (everything / relative).read_text("utf-8") == (nothing / relative).read_text("utf-8")
 
 
+AGENT_FRAMEWORK_FILES = [
+    f"src/{DEFAULT_PACKAGE}/_agent_framework/__init__.py",
+    f"src/{DEFAULT_PACKAGE}/_agent_framework/_client.py",
+    f"src/{DEFAULT_PACKAGE}/_agent_framework/_messages.py",
+    "tests/test_agent_framework.py",
+]
+
+
+@pytest.mark.parametrize("front", [False, True], ids=["autogen-only", "agent-framework"])
+def test_agent_framework_answer_decides_the_front_and_its_dependency(
+    bake: Bake, front: bool
+) -> None:
+    project = bake(agent_framework=front, min_python_version="3.11")
+    for relative in AGENT_FRAMEWORK_FILES:
+        assert (project / relative).is_file() is front, relative
+    assert (project / "src" / DEFAULT_PACKAGE / "_agent_framework").is_dir() is front
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    dependencies = pyproject["project"]["dependencies"]
+    assert any(dep.startswith("agent-framework-core") for dep in dependencies) is front
+    init = (project / "src" / DEFAULT_PACKAGE / "__init__.py").read_text("utf-8")
+    assert ("HuggingFaceChatClient" in init) is front
+    assert ("## Agent Framework" in (project / "README.md").read_text("utf-8")) is front
+
+
+def test_the_core_imports_no_framework(bake: Bake) -> None:
+    """The core is framework-free: only the fronts import AutoGen or Agent Framework."""
+    core = bake(agent_framework=True, min_python_version="3.11") / "src" / DEFAULT_PACKAGE / "_core"
+    for path in core.glob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        imported = {
+            name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for name in (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+        }
+        assert not {n for n in imported if n.startswith(("autogen", "agent_framework"))}, path
+
+
+ALL_FLAGS = (*FLAGS, "agent_framework")
+"""The capability answers and the Agent Framework front's."""
 VALID_FLAG_COMBINATIONS = [
-    dict(zip(FLAGS, values, strict=True))
+    {**dict(zip(FLAGS, values, strict=True)), "agent_framework": False}
     for values in itertools.product([False, True], repeat=4)
     if not (values[3] and not values[2])  # structured output needs JSON output
 ]
 DEFAULT_ANSWERS = json.loads((TEMPLATE / "cookiecutter.json").read_text("utf-8"))
-DEFAULT_FLAGS = {flag: DEFAULT_ANSWERS[flag] for flag in FLAGS}
+DEFAULT_FLAGS = {flag: DEFAULT_ANSWERS[flag] for flag in ALL_FLAGS}
 
 
 def _flags(*on: str) -> dict[str, bool]:
-    return {flag: flag in on for flag in FLAGS}
+    return {flag: flag in on for flag in ALL_FLAGS}
+
+
+def _answers(flags: dict[str, bool]) -> dict[str, object]:
+    """``flags`` as a bake's answers (Agent Framework needs Python 3.11)."""
+    return {**flags, "min_python_version": "3.11"} if flags["agent_framework"] else dict(flags)
 
 
 # All-pairs testing: the whole test suite of a baked project runs on these answers, on the
 # awkward names project's and on the defaults (test_verification, through the real hook), which
-# between them set every pair of capability answers in every way the template accepts
-# (test_every_pair_of_answers_is_tested).
-# Every other combination is linted, type-checked and runs the tests that read the answers.
+# between them set every pair of answers (capabilities and the Agent Framework front) in every
+# way the template accepts (test_every_pair_of_answers_is_tested).
+# Every other capability combination is linted, type-checked and runs the tests that read the
+# answers.
 FULLY_TESTED_FLAGS = [
     _flags(),
-    _flags("vision", "function_calling"),
+    _flags("vision", "function_calling", "agent_framework"),
     _flags("vision", "json_output"),
+    _flags("json_output", "agent_framework"),
 ]
-AWKWARD_NAMES_FLAGS = _flags("vision", "json_output", "structured_output")
+AWKWARD_NAMES_FLAGS = _flags("vision", "json_output", "structured_output", "agent_framework")
+CHECKED_FLAGS = [
+    *VALID_FLAG_COMBINATIONS,
+    *(flags for flags in FULLY_TESTED_FLAGS if flags not in VALID_FLAG_COMBINATIONS),
+]
 ANSWER_TESTS = ("-k", "disabled or config or model_info or capabilit")
 
 
@@ -219,29 +276,34 @@ def _flag_id(flags: dict[str, bool]) -> str:
 
 @pytest.mark.parametrize("flags", VALID_FLAG_COMBINATIONS, ids=_flag_id)
 def test_capability_answers_set_model_info(bake: Bake, flags: dict[str, bool]) -> None:
-    project = bake(**flags)
-    source = (project / "src" / DEFAULT_PACKAGE / "_model_info.py").read_text("utf-8")
-    for flag, on in flags.items():
-        assert re.search(rf'^\s+"{flag}": {on},$', source, re.MULTILINE), flag
+    project = bake(**_answers(flags))
+    source = (project / "src" / DEFAULT_PACKAGE / "_core" / "_defaults.py").read_text("utf-8")
+    for flag in FLAGS:
+        assert re.search(rf'^\s+"{flag}": {flags[flag]},$', source, re.MULTILINE), flag
 
 
 def test_every_pair_of_answers_is_tested() -> None:
     def pairs(flags: dict[str, bool]) -> set[tuple[tuple[str, bool], tuple[str, bool]]]:
         return set(itertools.combinations(flags.items(), 2))
 
+    valid = [
+        dict(zip(ALL_FLAGS, values, strict=True))
+        for values in itertools.product([False, True], repeat=5)
+        if not (values[3] and not values[2])
+    ]
     tested = [*FULLY_TESTED_FLAGS, AWKWARD_NAMES_FLAGS, DEFAULT_FLAGS]
-    assert all(flags in VALID_FLAG_COMBINATIONS for flags in tested)
-    wanted = set().union(*map(pairs, VALID_FLAG_COMBINATIONS))
+    assert all(flags in valid for flags in tested)
+    wanted = set().union(*map(pairs, valid))
     assert set().union(*map(pairs, tested)) == wanted
-    assert len(wanted) == 23  # 6 pairs of flags, 4 settings each, less structured without JSON
+    assert len(wanted) == 39  # 10 pairs of answers, 4 settings each, less structured without JSON
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flags", VALID_FLAG_COMBINATIONS, ids=_flag_id)
+@pytest.mark.parametrize("flags", CHECKED_FLAGS, ids=_flag_id)
 def test_every_capability_combination_passes_its_own_checks(
     bake: Bake, flags: dict[str, bool], mypy_cache: Path
 ) -> None:
-    project = bake(**flags)
+    project = bake(**_answers(flags))
     answer_tests = () if flags in FULLY_TESTED_FLAGS else ANSWER_TESTS
     output = check_baked_project(project, mypy_cache, *answer_tests)
     assert re.search(r"\d+ passed", output)

@@ -10,8 +10,8 @@ from conftest import Bake, is_stand_in
 
 PACKAGE = "src/autogen_huggingface_client"
 TOOL_FILES = [
-    f"{PACKAGE}/_tool_format.py",
-    f"{PACKAGE}/_tool_parsers.py",
+    f"{PACKAGE}/_core/_tool_format.py",
+    f"{PACKAGE}/_core/_tool_parsers.py",
     "tests/test_tools.py",
     "tests/test_tool_format.py",
     "tests/tool_templates.py",
@@ -29,10 +29,10 @@ def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_cal
     for relative in TOOL_FILES:
         assert (project / relative).is_file() is function_calling, relative
     assert (project / "tests/test_tools_disabled.py").is_file() is not function_calling
-    config = (project / PACKAGE / "_config.py").read_text("utf-8")
+    config = (project / PACKAGE / "_core" / "_config.py").read_text("utf-8")
     assert ("tool_call_format" in config) is function_calling
-    assert is_stand_in(project / PACKAGE / "_tools.py") is not function_calling
-    assert not (project / PACKAGE / "_no_tools.py").exists()
+    assert is_stand_in(project / PACKAGE / "_core" / "_tools.py") is not function_calling
+    assert not (project / PACKAGE / "_core" / "_no_tools.py").exists()
     readme = (project / "README.md").read_text("utf-8")
     assert ("## Tool calling" in readme) is function_calling
     assert "{%" not in readme
@@ -46,7 +46,7 @@ def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_cal
 
 def test_install_hint_names_the_project_extra(bake: Bake) -> None:
     project = bake(project_name="Tools Client")
-    constrained = (project / "src/tools_client/_constrained.py").read_text("utf-8")
+    constrained = (project / "src/tools_client/_core/_constrained.py").read_text("utf-8")
     assert "INSTALL_HINT = \"pip install 'tools-client[constrained]'\"" in constrained
 
 
@@ -60,4 +60,4 @@ def test_the_constrained_module_exists_when_a_capability_uses_it(
         function_calling=function_calling, json_output=json_output, structured_output=False
     )
     used = function_calling or json_output
-    assert (project / PACKAGE / "_constrained.py").is_file() is used
+    assert (project / PACKAGE / "_core" / "_constrained.py").is_file() is used

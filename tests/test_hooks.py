@@ -30,6 +30,8 @@ GOOD: dict[str, Any] = {
     "function_calling": True,
     "json_output": True,
     "structured_output": True,
+    "agent_framework": False,
+    "agent_framework_client_class_name": "GoodChatClient",
     "author_name": "A",
     "author_email": "a@example.com",
     "license": "MIT",
@@ -58,6 +60,25 @@ def test_each_rule_names_its_field(field: str, value: Any) -> None:
     problems = pre.check_answers({**GOOD, field: value})
     assert len(problems) == 1
     assert problems[0].startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"agent_framework_client_class_name": "GoodClient"}, "is the AutoGen client's name"),
+        ({"agent_framework_client_class_name": "Chat Client"}, "not a valid ASCII Python"),
+        ({"agent_framework_client_class_name": "Message"}, "already uses"),
+        ({"min_python_version": "3.10"}, "needs min_python_version 3.11"),
+    ],
+)
+def test_agent_framework_answers_are_checked_only_when_it_is_chosen(
+    answers: dict[str, Any], expected: str
+) -> None:
+    chosen = {**GOOD, "agent_framework": True, "min_python_version": "3.11", **answers}
+    problems = pre.check_answers(chosen)
+    assert len(problems) == 1
+    assert expected in problems[0]
+    assert pre.check_answers({**chosen, "agent_framework": False}) == []
 
 
 def test_main_prints_one_line_per_problem(capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,7 +113,7 @@ def test_unselected_capability_files_are_listed(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_stand_ins_take_the_place_of_unchosen_modules(tmp_path: Path) -> None:
-    package = tmp_path / "src/good"
+    package = tmp_path / "src/good/_core"
     package.mkdir(parents=True)
     for name in ("_tools.py", "_no_tools.py", "_vision.py", "_no_vision.py"):
         (package / name).write_text(f"# {name}\n", "utf-8")
@@ -364,14 +385,22 @@ def test_verification_is_skipped_on_a_python_older_than_the_project_needs() -> N
 def test_every_class_the_client_module_imports_is_refused_as_the_class_name(
     tmp_path: Path,
 ) -> None:
-    """A client class named like something ``_client.py`` imports would clobber it."""
+    """A client class named like something a front's ``_client.py`` imports would clobber it."""
     from cookiecutter.main import cookiecutter
 
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path)))
-    source = (project / "src" / "autogen_huggingface_client" / "_client.py").read_text("utf-8")
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            output_dir=str(tmp_path),
+            extra_context={"agent_framework": True, "min_python_version": "3.11"},
+        )
+    )
+    package = project / "src" / "autogen_huggingface_client"
     imported = {
         alias.asname or alias.name
-        for node in ast.parse(source).body
+        for front in ("_autogen", "_agent_framework")
+        for node in ast.parse((package / front / "_client.py").read_text("utf-8")).body
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     }

@@ -10,7 +10,7 @@ from conftest import Bake, is_stand_in
 
 PACKAGE = "src/autogen_huggingface_client"
 JSON_FILES = [
-    f"{PACKAGE}/_schema.py",
+    f"{PACKAGE}/_core/_schema.py",
     "tests/test_json_output.py",
     "tests/test_schema.py",
     "tests/schema_models.py",
@@ -43,8 +43,8 @@ def test_files_extras_and_readme_follow_the_answers(
     if json_output:
         assert any(requirement.startswith("llguidance") for requirement in extras["constrained"])
 
-    assert is_stand_in(project / PACKAGE / "_json_output.py") == (not json_output)
-    assert not (project / PACKAGE / "_no_json_output.py").exists()
+    assert is_stand_in(project / PACKAGE / "_core" / "_json_output.py") == (not json_output)
+    assert not (project / PACKAGE / "_core" / "_no_json_output.py").exists()
 
     readme = (project / "README.md").read_text("utf-8")
     assert ("## JSON output" in readme) == json_output

@@ -93,5 +93,5 @@ def test_templates_are_read_where_transformers_reads_them(
 
 def test_the_checks_default_matches_the_generated_config() -> None:
     config = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
-    text = (config / "_config.py").read_text(encoding="utf-8")
+    text = (config / "_core" / "_config.py").read_text(encoding="utf-8")
     assert f"max_new_tokens: int = Field(default={model_checks.DEFAULT_MAX_NEW_TOKENS}," in text

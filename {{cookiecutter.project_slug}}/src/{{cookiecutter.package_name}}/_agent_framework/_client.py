@@ -81,7 +81,9 @@ class {{ cookiecutter.agent_framework_client_class_name }}(
     model's own syntax, ``response_format`` answers constrained to their schema and checked.
     Agent Framework's function invocation, middleware and telemetry layers run around it.
     A client with the same model settings as another in this process (either front's)
-    shares its loaded model.
+    shares its loaded model. A request with both tools and ``response_format`` answers in
+    the format, unless it forces a call (``tool_choice`` required or a named tool): an agent
+    then runs the call and gets its formatted answer on the next turn.
 
     Cancelling the task that awaits a response, or closing a stream early, stops the model
     at its next decoding step.
@@ -216,6 +218,13 @@ class {{ cookiecutter.agent_framework_client_class_name }}(
         tools = to_chat_tools(validated.get("tools"))
         tool_choice, tools = to_tool_choice(validated.get("tool_choice"), tools)
         response_format = validated.get("response_format")
+        if response_format is not None and tools:
+            # One grammar per answer: a forced call is a call (the format applies to the
+            # answer after it), else the answer is the format (no call offered).
+            if tool_choice == "auto":
+                tool_choice = "none"
+            elif tool_choice != "none":
+                response_format = None
         prepared = await self._chat.prepare(
             chat,
             tools=tools,
