@@ -208,6 +208,28 @@ async def test_both_fronts_share_one_model_and_each_closes_alone(tiny_model_path
     assert not any(thread.is_alive() for thread in threads)
 
 
+async def test_on_a_vllm_server_it_answers_and_forces_calls_as_locally(
+    tiny_model_path: Path, vllm_url: str
+) -> None:
+    local = _client(tiny_model_path, max_new_tokens=48)
+    remote = _client(tiny_model_path, max_new_tokens=48, base_url=vllm_url)
+    cities.clear()
+    try:
+        assert remote.service_url() == vllm_url
+        messages = [Message("user", [TASK])]
+        here, there = await local.get_response(messages), await remote.get_response(messages)
+        assert _text(there) == _text(here)
+        assert there.usage_details == here.usage_details
+        agent = remote.as_agent(tools=[get_weather])
+        result = await agent.run("Weather?", options={"tool_choice": "required"})
+    finally:
+        await local.close()
+        await remote.close()
+    results = [c for m in result.messages for c in m.contents if c.type == "function_result"]
+    assert [r.result for r in results] == [f"Sunny in {city}." for city in cities]
+    assert len(cities) == 1
+
+
 async def test_unsupported_requests_are_refused_naming_the_option(tiny_model_path: Path) -> None:
     from agent_framework.exceptions import ChatClientInvalidRequestException
 
@@ -221,6 +243,8 @@ async def test_unsupported_requests_are_refused_naming_the_option(tiny_model_pat
             )
         with pytest.raises(ValueError, match="not_a_setting"):
             await client.get_response([Message("user", [TASK])], options=cast(Any, {"not_a_setting": 1}))
+        with pytest.raises(ValueError, match=r"messages\[0\] holds a lone surrogate"):
+            await client.get_response([Message("user", ["bad \ud800 text"])])
     finally:
         await client.close()
 

@@ -175,7 +175,9 @@ async def test_a_seeded_request_alone_gives_its_answer_beside_unseeded_sampling(
     }
     first = await client.create(PROMPTS[1], extra_create_args=seeded)
     samplers = [
-        (await start_long_request(client, prompt, do_sample=True, temperature=1.5))[0]
+        # min_new_tokens: an unseeded sampler must not end (by an end token) before it is
+        # cancelled.
+        (await start_long_request(client, prompt, do_sample=True, temperature=1.5, min_new_tokens=5000))[0]
         for prompt in (PROMPTS[0], PROMPTS[2])
     ]
     again = await outcome(client.create(PROMPTS[1], extra_create_args=seeded))

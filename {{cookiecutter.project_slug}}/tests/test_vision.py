@@ -390,7 +390,7 @@ async def test_a_text_model_refuses_images_clearly(tiny_model_path: Path) -> Non
     client = Client(model_name=str(tiny_model_path), max_new_tokens=2)
     result = await client.create(TEXT_ONLY)
     assert result.usage.completion_tokens == 2
-    with pytest.raises(CapabilityError, match=r"text model .* messages\[0\] \(from 'user'\)"):
+    with pytest.raises(CapabilityError, match=r"text model .* the image in messages\[0\]\.content\[1\] \(from 'user'\)"):
         await client.create(ONE_IMAGE)
     await client.close()
 

@@ -34,7 +34,15 @@ from ._prompt import FALLBACK_STOP, EncodedPrompt
 from ._text import THINK_OPEN, IncrementalDecoder, ResponseParser, decode
 from ._tool_choice import request_tool_choice
 from ._tools import ToolRequest
-from ._types import ChatMessage, ChatTool, FinishReason, FunctionCall, ToolChoice, tool_name
+from ._types import (
+    ChatMessage,
+    ChatTool,
+    FinishReason,
+    FunctionCall,
+    ToolChoice,
+    check_text,
+    tool_name,
+)
 
 CancelHook = Callable[[Callable[[], None]], None]
 """Registers a callback that cancels the request (AutoGen's ``CancellationToken.add_callback``)."""
@@ -175,12 +183,13 @@ class Chat:
         Raises:
             ContextWindowExceededError: the prompt does not fit in the context window.
             CapabilityError: tools, JSON output or images where the client has no support.
-            ValueError: an unknown or invalid extra argument, or a ``tool_choice`` naming a
-                tool that is not given.
+            ValueError: an unknown or invalid extra argument, a ``tool_choice`` naming a
+                tool that is not given, or text that is not valid Unicode (a lone surrogate).
             UnsupportedSchemaError: the JSON schema (or a forced tool's parameters) is none
                 that a grammar can guarantee a valid answer for.
         """
         self.check_open()
+        check_text(chat)
         model = self.model
         settings, passthrough = request_settings(self.settings, extra_arguments)
         rendered = model.renderer.to_chat(chat)

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedTokenize
 from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
 from ._errors import CapabilityError
-from ._types import ChatMessage
+from ._types import ChatMessage, image_origin
 
 __all__ = ["ChatMessage", "EncodedPrompt", "PromptRenderer"]
 
@@ -49,7 +49,7 @@ def text_content(message: ChatMessage) -> ChatMessage:
         if part.get("type") == "image":
             raise CapabilityError(
                 "This client was generated without vision: it cannot take "
-                f"{part.get('origin', 'an image')}."
+                f"{image_origin(part)}."
             )
         texts.append(part.get("text", ""))
     return {**message, "content": "\n".join(texts)}

@@ -8,6 +8,7 @@ types to these and back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +42,42 @@ ToolChoice = Literal["auto", "required", "none"] | ForcedTool
 """``auto``: the model decides; ``required``: one call to any tool; ``none``: no tools."""
 
 FinishReason = Literal["stop", "length", "function_calls"]
+
+
+def image_origin(part: dict[str, Any]) -> str:
+    """Where an image part came from, to end a sentence: "the image in messages[0]..."."""
+    origin = str(part.get("origin") or "an image")
+    return origin[:1].lower() + origin[1:]
+
+
+def _texts(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+
+
+def check_text(chat: Sequence[ChatMessage]) -> None:
+    """Refuse a chat whose text no tokenizer can encode.
+
+    Raises:
+        ValueError: a string holds a lone surrogate (half of a UTF-16 pair, such as
+            ``"\\ud800"``); the error names the message.
+    """
+    for index, message in enumerate(chat):
+        for text in _texts(message):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(
+                    f"messages[{index}] holds a lone surrogate ({text[error.start]!r} at "
+                    f"character {error.start}), which is not valid Unicode text: fix the text "
+                    "where it was made, for example decode its bytes with errors='replace'."
+                ) from None
 
 
 def tool_name(tool: ChatTool) -> str:

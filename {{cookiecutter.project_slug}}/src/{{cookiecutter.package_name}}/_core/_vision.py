@@ -19,6 +19,7 @@ from ._config import ModelConfig as Config
 from ._errors import CapabilityError
 from ._loading import _hub_arguments
 from ._prompt import ChatMessage, EncodedPrompt, PromptRenderer
+from ._types import image_origin
 from ._vision_chat import (
     UnreadableImageError,
     image_parts,
@@ -115,7 +116,7 @@ class TextOnlyRenderer(PromptRenderer):
         for part in image_parts(list(messages)):
             raise CapabilityError(
                 f"{self._model_name!r} is a text model (it has no image processor): it "
-                f"cannot take {part.get('origin', 'an image')}."
+                f"cannot take {image_origin(part)}."
             )
         return super().to_chat(messages)
 
