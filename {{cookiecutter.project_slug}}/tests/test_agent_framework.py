@@ -171,6 +171,32 @@ async def test_structured_output_validates_into_the_model(tiny_model_path: Path)
     assert City.model_validate_json(raw.text)
 
 
+async def test_reasoning_comes_apart_from_the_text_streamed_or_not(tiny_model_path: Path) -> None:
+    from scripting import scripted_args
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    client = _client(tiny_model_path, max_new_tokens=40)
+
+    def options() -> Any:
+        return scripted_args(tokenizer, "<think>", "Let me see.", "</think>", "Fine, thanks.")
+
+    try:
+        response = await client.get_response([Message("user", [TASK])], options=options())
+        stream = client.get_response([Message("user", [TASK])], stream=True, options=options())
+        updates = [update async for update in stream]
+    finally:
+        await client.close()
+    contents = response.messages[0].contents
+    assert [(c.type, c.text) for c in contents] == [
+        ("text_reasoning", "Let me see."),
+        ("text", "Fine, thanks."),
+    ]
+    streamed = [c for u in updates for c in u.contents if c.type in ("text", "text_reasoning")]
+    assert "".join(c.text or "" for c in streamed if c.type == "text") == "Fine, thanks."
+    assert [c.text for c in streamed if c.type == "text_reasoning"] == ["Let me see."]
+
+
 async def test_cancelling_the_request_stops_the_model(tiny_model_path: Path) -> None:
     client = _client(tiny_model_path, max_new_tokens=4000)
     try:
@@ -228,6 +254,19 @@ async def test_on_a_vllm_server_it_answers_and_forces_calls_as_locally(
     results = [c for m in result.messages for c in m.contents if c.type == "function_result"]
     assert [r.result for r in results] == [f"Sunny in {city}." for city in cities]
     assert len(cities) == 1
+
+
+async def test_the_client_round_trips_through_a_dict(tiny_model_path: Path) -> None:
+    client = _client(tiny_model_path, do_sample=True, temperature=0.7, tool_choice="required")
+    data = client.to_dict()
+    again = ChatClient.from_dict(data)
+    try:
+        assert again.config == client.config
+        assert json.loads(json.dumps(data)) == data  # plain JSON
+        assert again.function_invocation_configuration == client.function_invocation_configuration
+    finally:
+        await again.close()
+        await client.close()
 
 
 async def test_unsupported_requests_are_refused_naming_the_option(tiny_model_path: Path) -> None:

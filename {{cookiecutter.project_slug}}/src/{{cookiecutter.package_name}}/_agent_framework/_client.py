@@ -107,6 +107,13 @@ class {{ cookiecutter.agent_framework_client_class_name }}(
     """
 
     OTEL_PROVIDER_NAME: ClassVar[str] = "huggingface"
+    DEFAULT_EXCLUDE: ClassVar[set[str]] = {
+        *BaseChatClient.DEFAULT_EXCLUDE,
+        "config",
+        "chat_middleware",
+        "function_middleware",
+        "otel_provider_name",
+    }
 
     def __init__(
         self,
@@ -117,8 +124,8 @@ class {{ cookiecutter.agent_framework_client_class_name }}(
         **config: Any,
     ) -> None:
         self.config = ModelConfig(**config)
-        self.capabilities: Capabilities = {**DEFAULT_CAPABILITIES}
-        self._chat = Chat(self.config, self.capabilities, type(self).__name__)
+        capabilities: Capabilities = {**DEFAULT_CAPABILITIES}
+        self._chat = Chat(self.config, capabilities, type(self).__name__)
         super().__init__(
             middleware=middleware,
             function_invocation_configuration=function_invocation_configuration,
@@ -134,6 +141,13 @@ class {{ cookiecutter.agent_framework_client_class_name }}(
     def context_window(self) -> int:
         """The most tokens (prompt and answer) the model attends to."""
         return self._chat.context_window
+
+    def to_dict(self, *, exclude: set[str] | None = None, exclude_none: bool = True) -> dict[str, Any]:
+        """The client as a dict (``from_dict`` makes it again): the config's fields given at
+        construction, and Agent Framework's settings."""
+        result = super().to_dict(exclude=exclude, exclude_none=exclude_none)
+        result.update(self.config.model_dump(mode="json", exclude_unset=True))
+        return result
 
     def service_url(self) -> str:
         """The vLLM server's URL, or ``local`` when the model runs in this process."""
