@@ -3,29 +3,13 @@ whose ``model_info`` says it has no vision."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from autogen_core import Image
 from autogen_core.models import LLMMessage, ModelInfo, UserMessage
-from pydantic import BaseModel
 
 from .._core._errors import CapabilityError
-
-
-def _texts(value: object) -> Iterator[str]:
-    """Every string in a message's fields (images left out)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _texts(getattr(value, name))
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            yield from _texts(getattr(value, field.name))
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _texts(item)
+from .._core._types import lone_surrogate, surrogate_error
 
 
 def _origin(index: int, message: LLMMessage) -> str:
@@ -44,16 +28,8 @@ def check_messages(messages: Sequence[LLMMessage], model_info: ModelInfo) -> Non
         CapabilityError: a user message holds an image and ``model_info`` says no vision.
     """
     for index, message in enumerate(messages):
-        for text in _texts(message):
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise ValueError(
-                    f"{_origin(index, message)} holds a lone surrogate "
-                    f"({text[error.start]!r} at character {error.start}), which is not valid "
-                    "Unicode text: fix the text where it was made, for example decode its bytes "
-                    "with errors='replace'."
-                ) from None
+        if (where := lone_surrogate(message)) is not None:
+            raise surrogate_error(_origin(index, message), where)
         if (
             isinstance(message, UserMessage)
             and not isinstance(message.content, str)

@@ -8,9 +8,12 @@ types to these and back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import BaseModel
 
 ChatMessage = dict[str, Any]
 """A message as chat templates expect it: ``{"role": ..., "content": ...}`` and friends. A
@@ -51,6 +54,7 @@ def image_origin(part: dict[str, Any]) -> str:
 
 
 def _texts(value: object) -> Iterator[str]:
+    """Every string in ``value``: in dicts, lists, dataclasses and pydantic models."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
@@ -59,25 +63,42 @@ def _texts(value: object) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _texts(item)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _texts(getattr(value, name))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            yield from _texts(getattr(value, field.name))
+
+
+def lone_surrogate(value: object) -> str | None:
+    """Where a string in ``value`` holds a lone surrogate (half of a UTF-16 pair, such as
+    ``"\\ud800"``, which no tokenizer can encode), or None."""
+    for text in _texts(value):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            return f"{text[error.start]!r} at character {error.start}"
+    return None
+
+
+def surrogate_error(origin: str, where: str) -> ValueError:
+    """The error for a lone surrogate at ``where`` in the message ``origin``."""
+    return ValueError(
+        f"{origin} holds a lone surrogate ({where}), which is not valid Unicode text: fix the "
+        "text where it was made, for example decode its bytes with errors='replace'."
+    )
 
 
 def check_text(chat: Sequence[ChatMessage]) -> None:
     """Refuse a chat whose text no tokenizer can encode.
 
     Raises:
-        ValueError: a string holds a lone surrogate (half of a UTF-16 pair, such as
-            ``"\\ud800"``); the error names the message.
+        ValueError: a string holds a lone surrogate; the error names the message.
     """
     for index, message in enumerate(chat):
-        for text in _texts(message):
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise ValueError(
-                    f"messages[{index}] holds a lone surrogate ({text[error.start]!r} at "
-                    f"character {error.start}), which is not valid Unicode text: fix the text "
-                    "where it was made, for example decode its bytes with errors='replace'."
-                ) from None
+        if (where := lone_surrogate(message)) is not None:
+            raise surrogate_error(f"messages[{index}]", where)
 
 
 def tool_name(tool: ChatTool) -> str:
