@@ -88,6 +88,12 @@ async def test_streamed_text_is_the_answer_and_the_last_update_has_usage(
     assert updates[-1].finish_reason == whole.finish_reason
 
 
+TOOLS = pytest.mark.skipif(
+    not DEFAULT_CAPABILITIES["function_calling"], reason="generated without function calling"
+)
+
+
+@TOOLS
 async def test_an_agent_runs_the_tool_it_is_required_to_call(tiny_model_path: Path) -> None:
     client = _client(tiny_model_path, max_new_tokens=48)
     cities.clear()
@@ -108,6 +114,7 @@ async def test_an_agent_runs_the_tool_it_is_required_to_call(tiny_model_path: Pa
     assert results[0].result == f"Sunny in {cities[0]}."
 
 
+@TOOLS
 async def test_an_agent_streams_its_forced_call_and_the_tool_runs(tiny_model_path: Path) -> None:
     client = _client(tiny_model_path, max_new_tokens=48)
     cities.clear()
@@ -124,6 +131,7 @@ async def test_an_agent_streams_its_forced_call_and_the_tool_runs(tiny_model_pat
     assert len(cities) == 1
 
 
+@TOOLS
 async def test_a_named_tool_choice_forces_that_tool(tiny_model_path: Path) -> None:
     client = _client(tiny_model_path, max_new_tokens=48)
     cities.clear()
@@ -234,6 +242,7 @@ async def test_both_fronts_share_one_model_and_each_closes_alone(tiny_model_path
     assert not any(thread.is_alive() for thread in threads)
 
 
+@TOOLS
 async def test_on_a_vllm_server_it_answers_and_forces_calls_as_locally(
     tiny_model_path: Path, vllm_url: str
 ) -> None:
@@ -254,6 +263,20 @@ async def test_on_a_vllm_server_it_answers_and_forces_calls_as_locally(
     results = [c for m in result.messages for c in m.contents if c.type == "function_result"]
     assert [r.result for r in results] == [f"Sunny in {city}." for city in cities]
     assert len(cities) == 1
+
+
+@pytest.mark.skipif(
+    DEFAULT_CAPABILITIES["function_calling"], reason="generated with function calling"
+)
+async def test_tools_are_refused_clearly_without_function_calling(tiny_model_path: Path) -> None:
+    from {{ cookiecutter.package_name }} import CapabilityError
+
+    client = _client(tiny_model_path)
+    try:
+        with pytest.raises(CapabilityError, match="does not support tools"):
+            await client.get_response([Message("user", [TASK])], options={"tools": [get_weather]})
+    finally:
+        await client.close()
 
 
 async def test_the_client_round_trips_through_a_dict(tiny_model_path: Path) -> None:
