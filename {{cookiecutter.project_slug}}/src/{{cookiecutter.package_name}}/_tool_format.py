@@ -9,6 +9,7 @@ each call, between two calls, and how the name and the arguments are written
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -99,6 +100,18 @@ _PROBE_TOOLS = [
     }
     for p in _PROBES
 ]
+_TYPES_PROBE = _Probe(  # a value of each other JSON type, then a string
+    _PROBES[0].name,
+    _PROBES[0].call_id,
+    {
+        "probe_flag": True,
+        "probe_list": [False, 8],
+        "probe_map": {"probe_inner": 9},
+        "probe_none": None,
+        "probe_real": 2.5,
+        "probe_text": "Probe text one",
+    },
+)
 _PROBE_RESULT = "Probe result text."
 _PROBE_RESULTS = FunctionExecutionResultMessage(
     content=[
@@ -296,6 +309,12 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
             )
             continue
         call_format = replace(call_format, prompted=prompted)
+        if call_format.markup is not None:
+            typed = attempt([_assistant([_TYPES_PROBE])], turns)
+            if typed is not None:
+                added = _added_text(bases, prompt, typed, vocabulary, _PROBES[0].name)[1]
+                markup = _typed_markup(added, call_format.markup)
+                call_format = replace(call_format, markup=markup)
         return ToolTemplate(call_format, renders_tools, True, renders_results, turns)
     if learnt is not None:
         return learnt
@@ -458,7 +477,9 @@ def _numbered(first: str, second: str) -> tuple[str, int] | None:
     pieces, others = re.split(r"(\d+)", first), re.split(r"(\d+)", second)
     if len(pieces) != len(others) or pieces[::2] != others[::2]:
         return None
-    numbers = [int(piece) for piece, other in zip(pieces[1::2], others[1::2]) if piece != other]
+    numbers = [
+        int(piece) for piece, other in zip(pieces[1::2], others[1::2], strict=True) if piece != other
+    ]
     text = "".join(
         piece if index % 2 == 0 or piece == other else INDEX_SLOT
         for index, (piece, other) in enumerate(zip(pieces, others, strict=True))
@@ -473,6 +494,53 @@ def _locate_pair(text: str, markup: Markup | None = None) -> tuple[_Found, _Foun
         return first, _locate(text, _PROBES[1], first.end, markup)
     except LearningError:
         return None
+
+
+def _typed_markup(text: str, markup: Markup) -> Markup:
+    """``markup`` with the middle and closing of each other JSON type, learnt from ``text``
+    (the call of :data:`_TYPES_PROBE`); a type found in no way of writing its value keeps
+    the integer's texts."""
+    name = text.find(_TYPES_PROBE.name)
+    spots = sorted((text.find(key, name), key) for key in _TYPES_PROBE.arguments)
+    if name < 0 or spots[0][0] < 0:
+        return markup
+    typed = list(markup.typed)
+    learnt = {kind for kind, _, _ in typed}
+    python: set[str] = set()
+    for (at, key), (following, _) in itertools.pairwise(spots):
+        value = _TYPES_PROBE.arguments[key]
+        kind = _json_type(value)
+        written = text[at + len(key) : following]
+        if kind in learnt or not written.endswith(markup.separator + markup.opening):
+            continue
+        written = written[: len(written) - len(markup.separator + markup.opening)]
+        for form in _written_forms(value):
+            found = written.rfind(form)  # after the middle, which may name the type
+            if found >= 0:
+                closing = written[found + len(form) :].replace(key, KEY_SLOT)
+                typed.append((kind, written[:found], closing))
+                learnt.add(kind)
+                if form == str(value) and form != json.dumps(value):
+                    python.add(kind)
+                break
+    return replace(markup, typed=tuple(typed), python=frozenset(python))
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a probe value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return "number"
+    kinds = {int: "integer", str: "string", list: "array", dict: "object"}
+    return kinds[type(value)]
+
+
+def _written_forms(value: Any) -> tuple[str, ...]:
+    """The ways templates write a non-string value: JSON (spaced or not), Python."""
+    return (json.dumps(value), json.dumps(value, separators=(",", ":")), str(value))
 
 
 def _learn_markup(text: str, probe: _Probe, vocabulary: Vocabulary) -> Markup | None:
@@ -728,6 +796,8 @@ def _markup_arguments(lark: _Lark, markup: Markup, schema: Mapping[str, Any]) ->
             declared = value.get("type") if isinstance(value, dict) else None
             kinds = declared if isinstance(declared, list) else [declared] if declared else []
             kinds = [kind for kind in kinds if kind in JSON_TYPES] or [t for t, _, _ in markup.typed]
+        if not _is_string(value) and markup.python and kinds == [""]:
+            kinds = [t for t, _, _ in markup.typed if t != "string"]  # each in its own way
         choices = []
         for kind in kinds:
             middle, closing = markup.texts(kind or "integer")
@@ -737,9 +807,31 @@ def _markup_arguments(lark: _Lark, markup: Markup, schema: Mapping[str, Any]) ->
                 choices.append(f"{head} {lark.text('value', closing, value)}")
                 continue
             typed = value if not kind or not isinstance(value, dict) else {**value, "type": kind}
-            choices.append(f"{head} {lark.json(typed)} {lark.literal(closing)}")
+            written = _python_value(lark, typed) if kind in markup.python else lark.json(typed)
+            choices.append(f"{head} {written} {lark.literal(closing)}")
         items.append((lark.rule("argument", " | ".join(choices)), key in required))
     return lark.sequence("arguments", items, markup.separator)
+
+
+def _python_value(lark: _Lark, schema: Any, depth: int = 0) -> str:
+    """A value written as Jinja's ``string`` filter writes it (Python's ``str``): ``True``,
+    ``None``, ``'text'`` in lists, ``[1, 'a']``; numbers as JSON writes them. Strings hold no
+    quote, backslash or line break (Python would escape them); objects are JSON."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if depth > 8 or not isinstance(kind, str) or "enum" in schema or "const" in schema:
+        return lark.json(schema)
+    if kind == "boolean":
+        return '("True" | "False")'
+    if kind == "null":
+        return '"None"'
+    if kind == "string":
+        low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+        lengths = "{" + str(low) + "," + ("" if high is None else str(int(high))) + "}"
+        return lark.rule("python_string", "\"'\" /[^'\\\\\\n]" + lengths + "/ \"'\"")
+    if kind == "array":
+        item = _python_value(lark, schema.get("items", {}), depth + 1)
+        return lark.rule("python_list", f'"[" ({item} (", " {item})*)? "]"')
+    return lark.json(schema)
 
 
 def _is_string(schema: Any) -> bool:

@@ -84,12 +84,15 @@ class Markup:
     ``separator`` between two. ``middle`` and ``closing`` may depend on the value's JSON type
     (DeepSeek's ``string="true"``, Kimi K3's ``type="number"``, quotes around strings); the
     ``closing`` may repeat the key (:data:`KEY_SLOT`). Values are written bare: strings as they
-    are, other values as JSON (read as JSON or Python literals)."""
+    are, other values as JSON or, for the types in ``python``, as Python literals (Jinja's
+    ``string`` filter: ``True``, ``[False, 8]``); both are read."""
 
     opening: str
     typed: tuple[tuple[str, str, str], ...]
     """``(JSON type, middle, closing)`` for ``string``, ``integer`` and the types learnt."""
     separator: str
+    python: frozenset[str] = frozenset()
+    """The JSON types whose values are written as Python literals."""
 
     def texts(self, kind: str) -> tuple[str, str]:
         """The middle and closing written around a value of JSON type ``kind`` (a type not
@@ -260,8 +263,12 @@ def _markup_head(markup: Markup) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=64)
 def _markup_value(closing: str) -> re.Pattern[str]:
-    """The regex of a value (group 1) then ``closing`` (the key in place)."""
-    return re.compile(r"(.*?)" + lenient(closing), re.DOTALL)
+    """The regex of a value (group 1) then ``closing`` (the key in place), not the whitespace
+    after it (a line before the call's closing is the call's)."""
+    pattern = lenient(closing)
+    if not closing[-1:].isspace():
+        pattern = pattern.removesuffix(r"\s*")
+    return re.compile(r"(.*?)" + pattern, re.DOTALL)
 
 
 def _markup_arguments(
@@ -316,7 +323,7 @@ def _bare_value(text: str, start: int) -> tuple[Any, int]:
         end = _literal_end(text, start)
         try:
             return ast.literal_eval(text[start:end]), end
-        except (ValueError, SyntaxError) as error:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as error:
             raise MalformedToolCallError(f"not a value: {text[start:end]!r}") from error
     match = _BARE_SCALAR.match(text, start)
     if match is None:
@@ -367,6 +374,11 @@ def _scalar(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
+        if text.startswith(("[", "{")):  # a Python list or dict, as Jinja's string filter
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                pass
         raise MalformedToolCallError(f"not a value: {text!r}") from error
 
 
