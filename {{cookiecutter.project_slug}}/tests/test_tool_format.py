@@ -676,3 +676,4 @@ def test_forced_call_grammar_takes_a_learnt_markups_own_writing(
         assert grammar_accepts(tokenizer, grammar, written), (template, written, grammar)
     assert not grammar_accepts(tokenizer, grammar, call("get_weathers", {"city": "Paris"}))
     assert not grammar_accepts(tokenizer, grammar, call("get_weather", {"days": 3}))  # no city
+    assert not grammar_accepts(tokenizer, grammar, call("get_weather", {"city": "P", "days": 2.5}))

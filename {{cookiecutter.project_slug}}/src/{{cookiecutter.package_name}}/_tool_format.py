@@ -790,14 +790,16 @@ def _markup_arguments(lark: _Lark, markup: Markup, schema: Mapping[str, Any]) ->
     required = set(schema.get("required") or [])
     items = []
     for key, value in properties.items():
-        if _is_string(value) or markup.uniform:
-            kinds = ["string" if _is_string(value) else ""]
-        else:
-            declared = value.get("type") if isinstance(value, dict) else None
-            kinds = declared if isinstance(declared, list) else [declared] if declared else []
-            kinds = [kind for kind in kinds if kind in JSON_TYPES] or [t for t, _, _ in markup.typed]
-        if not _is_string(value) and markup.python and kinds == [""]:
-            kinds = [t for t, _, _ in markup.typed if t != "string"]  # each in its own way
+        declared = value.get("type") if isinstance(value, dict) else None
+        declared = declared if isinstance(declared, list) else [declared] if declared else []
+        if _is_string(value):
+            kinds = ["string"]
+        elif declared := [kind for kind in declared if kind in JSON_TYPES]:
+            kinds = declared
+        elif markup.uniform and not markup.python:
+            kinds = [""]  # any JSON value
+        else:  # any value, each type in its own way
+            kinds = [kind for kind, _, _ in markup.typed]
         choices = []
         for kind in kinds:
             middle, closing = markup.texts(kind or "integer")
