@@ -677,3 +677,12 @@ def test_forced_call_grammar_takes_a_learnt_markups_own_writing(
     assert not grammar_accepts(tokenizer, grammar, call("get_weathers", {"city": "Paris"}))
     assert not grammar_accepts(tokenizer, grammar, call("get_weather", {"days": 3}))  # no city
     assert not grammar_accepts(tokenizer, grammar, call("get_weather", {"city": "P", "days": 2.5}))
+
+
+def test_a_markups_markers_are_its_tokens_and_whole_tags() -> None:
+    """The markers of a learnt markup: its added tokens and tags, none cut at the key."""
+    template, vocabulary = learnt("minimax_m3_tools")
+    markers = vocabulary.markers(template.call_format)
+    assert "]<]minimax[>[" in markers
+    assert "<tool_call>" in markers
+    assert not [marker for marker in markers if KEY_SLOT in marker or marker == "</>"]

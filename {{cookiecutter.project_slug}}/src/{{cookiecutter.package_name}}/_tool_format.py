@@ -168,7 +168,9 @@ class Vocabulary:
             call_format.calls_close,
             *_markup_texts(call_format.markup),
         )
-        texts = tuple(text.replace(NAME_SLOT, "").replace(KEY_SLOT, "") for text in texts)
+        texts = tuple(  # the pieces around a name or key written there
+            piece for text in texts for part in text.split(NAME_SLOT) for piece in part.split(KEY_SLOT)
+        )
         found = {unit for text in texts for unit in self.units(text) if unit in self.added}
         found.update(match.group() for text in texts for match in _TAG.finditer(text))
         if call_format.arguments == "gemma":
