@@ -16,7 +16,9 @@ special tokens, as the real tokenizers have them. Per template it reports:
 - ``read1``, ``read2``: the answer the template itself writes for one and two calls (arguments
   out of schema order), scripted into the model, comes back as those calls;
 - ``forced``: a forced call (``tool_choice="required"``, sampled) is one valid call, and
-  ``own``: its text is what the template writes for that call (whitespace aside);
+  ``own``: its text is what the template writes for that call (whitespace aside; with or
+  without what the template writes before every answer after the generation prompt, as
+  `` to=`` before the recipient);
 - ``history``: a tool call and its result render into the prompt (name, argument, result).
 
 The last line is a JSON object with every row (``--json`` writes it to a file too).
@@ -104,6 +106,15 @@ def native_answer(tokenizer: Any, calls: Sequence[tuple[str, dict[str, Any]]]) -
     """The answer text the template writes for ``calls``, in the first form it writes them
     with their values (arguments as a dict or a JSON string; with the tools or without;
     content "" or None); None when it writes none."""
+    found = native_texts(tokenizer, calls)
+    return None if found is None else found[0]
+
+
+def native_texts(
+    tokenizer: Any, calls: Sequence[tuple[str, dict[str, Any]]]
+) -> tuple[str, str] | None:
+    """:func:`native_answer`, and the text before it that the template writes before every
+    answer, after the generation prompt (`` to=`` before a recipient; often none)."""
     forms = itertools.product((False, True), (_chat_tools(), None), ("", None))
     for as_string, tools, content in forms:
         tool_calls = [
@@ -137,9 +148,10 @@ def native_answer(tokenizer: Any, calls: Sequence[tuple[str, dict[str, Any]]]) -
         end = min(min(_shared(base[::-1], full[::-1]), len(base) - shared) for base in bases)
         end = min(end, len(full) - start)
         text = tokenizer.decode(full[start : len(full) - end], skip_special_tokens=False)
+        preamble = tokenizer.decode(full[min(start, _shared(prompt, full)) : start])
         values = [v for _, args in calls for v in args.values()]
         if all(name in text for name, _ in calls) and all(_written(v, text) for v in values):
-            return str(text)
+            return str(text), str(preamble)
     return None
 
 
@@ -176,9 +188,9 @@ async def _read(client: Client, tokenizer: Any, answer: str) -> list[tuple[str, 
     prompt = client._encode(client._to_chat([ASK]), TOOLS).input_ids
     if tokenizer.decode(prompt[-4:]).rstrip().endswith("<think>"):  # reasoning comes first
         answer = "I will call it.\n</think>\n\n" + answer.rpartition("</think>")[2].lstrip()
-    result = await client.create(
-        [ASK], tools=TOOLS, extra_create_args=scripted_args(tokenizer, answer)
-    )
+    # room for the whole answer: markers that are several tokens here make it long
+    scripted = {**scripted_args(tokenizer, answer), "max_new_tokens": 1024}
+    result = await client.create([ASK], tools=TOOLS, extra_create_args=scripted)
     if not isinstance(result.content, list):
         return []
     return [(call.name, json.loads(call.arguments)) for call in result.content]
@@ -218,8 +230,11 @@ async def _forced(client: Client, tokenizer: Any) -> tuple[bool, bool | None, st
         valid = False
     if not calling.template.renders_calls:
         return valid, None, text
-    native = native_answer(tokenizer, [(call.name, json.loads(call.arguments))])
-    return valid, native is not None and same_call(native, text), text
+    native = native_texts(tokenizer, [(call.name, json.loads(call.arguments))])
+    if native is None:
+        return valid, False, text
+    own = same_call(native[0], text) or same_call(native[1] + native[0], text)
+    return valid, own, text
 
 
 def same_call(native: str, forced: str) -> bool:

@@ -30,6 +30,15 @@ FAMILIES = (
     "deepseek-r1",
     "functionary-medium-v3.2",
     "minimax-m2",
+    # the markup syntaxes learnt since (issue 19)
+    "deepseek-v3.2",
+    "deepseek-v4",
+    "kimi-k3",
+    "lfm2.5-8b",
+    "minimax-m3",
+    "minicpm5",
+    "muse-glimmer",
+    "hy3",
 )
 
 pytestmark = [
@@ -57,9 +66,11 @@ def test_no_template_makes_the_constructor_raise(rows: list[dict[str, Any]]) -> 
 
 
 def test_the_issue_families_read_force_and_render_history(rows: list[dict[str, Any]]) -> None:
-    """Hermes 3, Command R+, Llama 4, DeepSeek R1, Functionary v3.2 and MiniMax-M2 (where the
-    corpus holds them and their template writes calls through transformers): every check
-    that applies passes. ``None`` is "does not apply" (a template that refuses two calls)."""
+    """Hermes 3, Command R+, Llama 4, DeepSeek R1, Functionary v3.2 and MiniMax-M2, and the
+    families whose argument markup is learnt (DeepSeek V3.2/V4's DSML, Kimi K3, LFM2.5,
+    MiniMax-M3, MiniCPM5, Muse Glimmer's ATEM, Hunyuan 3), where the corpus holds them and
+    their template writes calls through transformers: every check that applies passes.
+    ``None`` is "does not apply" (a template that refuses two calls)."""
     families = [
         row
         for row in rows

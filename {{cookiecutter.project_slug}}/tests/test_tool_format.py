@@ -31,6 +31,8 @@ from {{ cookiecutter.package_name }}._core._tool_format import (
 from {{ cookiecutter.package_name }}._core._tool_parsers import (
     ID_SLOT,
     INDEX_SLOT,
+    KEY_SLOT,
+    NAME_SLOT,
     CallFormat,
     MalformedToolCallError,
     ParsedCall,
@@ -73,8 +75,21 @@ def formats() -> dict[str, CallFormat]:
             "functionary_v32_tools",
             "minimax_m2_tools",
             "kimi_k2_tools",
+            *MARKUP_TEMPLATES,
         )
     }
+
+
+MARKUP_TEMPLATES = (
+    "dsml_tools",
+    "kimi_k3_tools",
+    "lfm2_tools",
+    "minimax_m3_tools",
+    "minicpm5_tools",
+    "hy3_tools",
+    "atem_tools",
+)
+"""Templates whose argument syntax the client has no name for: it learns it as markup."""
 
 
 # -- Learning ----------------------------------------------------------------------------------
@@ -450,6 +465,7 @@ def test_arguments_become_a_json_object_string() -> None:
         "functionary_v32_tools",
         "minimax_m2_tools",
         "kimi_k2_tools",
+        *MARKUP_TEMPLATES,
     ],
 )
 def test_calls_written_by_the_template_read_back(
@@ -520,3 +536,152 @@ def test_forced_call_grammar_takes_the_templates_own_writing(
     assert not grammar_accepts(tokenizer, grammar, wrong_name)
     missing = render_answer(tokenizer, [("get_weather", {"days": 3})])
     assert not grammar_accepts(tokenizer, grammar, missing)  # "city" is required
+
+
+# -- Markup: argument syntaxes learnt from the template ------------------------------------------
+
+
+def test_markup_argument_syntaxes_are_learnt(formats: dict[str, CallFormat]) -> None:
+    """Each argument is ``opening KEY middle VALUE closing``: the texts are the template's, the
+    middle per JSON type where the template writes types apart."""
+    learnt = {name: formats[name] for name in MARKUP_TEMPLATES}
+    assert all(f.arguments == "markup" and f.markup is not None for f in learnt.values())
+    dsml = learnt["dsml_tools"].markup
+    assert dsml is not None
+    bar = "\uff5cDSML\uff5c"
+    assert dsml.opening == f'\n<{bar}parameter name="'
+    assert dsml.texts("string") == ('" string="true">', f"</{bar}parameter>")
+    for kind in ("integer", "number", "boolean", "null", "array", "object"):
+        assert dsml.texts(kind) == ('" string="false">', f"</{bar}parameter>")
+    kimi = learnt["kimi_k3_tools"]
+    assert kimi.markup is not None
+    assert (kimi.between, kimi.index_base) == (f'" index="{INDEX_SLOT}"', 1)  # from 1
+    assert kimi.after_prompt().between == '" index="1"'
+    for kind, named in (("string", "string"), ("integer", "number"), ("boolean", "boolean"),
+                        ("null", "null"), ("array", "array"), ("object", "object")):  # fmt: skip
+        assert kimi.markup.texts(kind) == (f'" type="{named}"<|sep|>', "<|close|>argument")
+    lfm2 = learnt["lfm2_tools"]
+    assert lfm2.markup is not None
+    assert (lfm2.between, lfm2.markup.separator, lfm2.call_close) == ("(", ", ", ")")
+    assert (lfm2.markup.texts("string"), lfm2.markup.texts("integer")) == (("='", "'"), ("=", ""))
+    assert lfm2.markup.python == {"boolean", "null", "array"}  # True, None, [False, 8], not {}
+    minimax = learnt["minimax_m3_tools"].markup
+    assert minimax is not None
+    assert (minimax.opening, minimax.texts("string")) == (
+        "]<]minimax[>[<",
+        (">", f"]<]minimax[>[</{KEY_SLOT}>"),  # the closing tag names the key
+    )
+    minicpm = learnt["minicpm5_tools"]
+    assert minicpm.markup is not None
+    assert (minicpm.call_open, minicpm.between, minicpm.separator) == ('<function name="', '">', "\n")
+    assert minicpm.markup.opening == '<param name="'
+    hy3 = learnt["hy3_tools"].markup
+    assert hy3 is not None
+    assert hy3.texts("string") == (
+        "</arg_key:opensource>\n<arg_value:opensource>",
+        "</arg_value:opensource>",
+    )
+    atem = learnt["atem_tools"]  # one message per call, to its recipient, named again
+    assert (atem.call_open, atem.separator) == (" to=", "<|eom|><|start|>assistant")
+    assert atem.between == f'<|message|><atem:function_calls>\n<atem:invoke name="{NAME_SLOT}">'
+
+
+def test_markup_values_are_read_as_the_template_writes_them(
+    formats: dict[str, CallFormat],
+) -> None:
+    schema = {
+        "properties": {
+            "note": {"type": "string"},
+            "n": {"type": "integer"},
+            "flag": {"type": "boolean"},
+            "items": {"type": "array"},
+        }
+    }
+    bar = "\uff5cDSML\uff5c"
+    cases = [
+        (
+            "dsml_tools",
+            f"\n\n<{bar}tool_calls>\n<{bar}invoke name=\"f\">\n"
+            f'<{bar}parameter name="flag" string="false">true</{bar}parameter>\n'
+            f'<{bar}parameter name="note" string="true">12</{bar}parameter>\n'
+            f'<{bar}parameter name="n" string="false">7</{bar}parameter>\n'
+            f"</{bar}invoke>\n</{bar}tool_calls>",
+        ),
+        ("lfm2_tools", "<|tool_call_start|>[f(flag=True, note='12', items=[1, 'a'], n=7)]<|tool_call_end|>"),
+        (
+            "minicpm5_tools",
+            '<function name="f"><param name="note"><![CDATA[12]]></param>'
+            '<param name="flag">True</param><param name="n">7</param></function>',
+        ),
+        (
+            "kimi_k3_tools",
+            '<|open|>response<|sep|><|close|>response<|sep|><|open|>tools<|sep|>'
+            '<|open|>call tool="f" index="1"<|sep|><|open|>argument key="flag" type="boolean"'
+            '<|sep|>true<|close|>argument<|sep|><|open|>argument key="note" type="string"<|sep|>'
+            "12<|close|>argument<|sep|><|open|>argument key=\"n\" type=\"number\"<|sep|>7"
+            "<|close|>argument<|sep|><|close|>call<|sep|><|close|>tools<|sep|>",
+        ),
+    ]
+    for template, text in cases:
+        (call,) = read_calls(text, formats[template], {"f": schema}).calls
+        arguments = json.loads(call.arguments)
+        assert (call.name, arguments["note"], arguments["flag"], arguments["n"]) == (
+            "f", "12", True, 7
+        ), template  # fmt: skip
+        if "items" in arguments:
+            assert arguments["items"] == [1, "a"]
+
+
+def test_a_recipient_before_the_call_is_no_call_in_a_text_answer(
+    formats: dict[str, CallFormat],
+) -> None:
+    """ATEM's answers all start `` to=RECIPIENT``: a text answer to the user is no call, and a
+    call read without its recipient is still one."""
+    atem = formats["atem_tools"]
+    text = read_calls(" to=user<|message|>It is sunny in Paris.", atem, {})
+    assert (text.calls, text.text) == ([], "to=user<|message|>It is sunny in Paris.")
+    call = (
+        '<|message|><atem:function_calls>\n<atem:invoke name="local_time">\n'
+        '<atem:parameter name="zone">CET</atem:parameter>\n</atem:invoke>\n</atem:function_calls>'
+    )
+    for written in (" to=local_time" + call, "local_time" + call):
+        assert read_calls(written, atem, {}).calls == [ParsedCall("local_time", '{"zone": "CET"}')]
+
+
+@pytest.mark.parametrize("template", MARKUP_TEMPLATES)
+def test_forced_call_grammar_takes_a_learnt_markups_own_writing(
+    formats: dict[str, CallFormat], template: str
+) -> None:
+    """The grammar of a forced call in a learnt markup accepts the call as the template writes
+    it: its tags, its type attributes, Python literals where it writes them (MiniMax-M3 writes
+    lists as nested tags, which are not learnt: no list there)."""
+    tokenizer = tiny_tokenizer(template, special_tokens=SPECIAL_TOKENS.get(template, ()))
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": CALL_SCHEMA}}
+    call_format = formats[template].after_prompt()
+    grammar = call_grammar(call_format, [tool], Vocabulary(tokenizer), starts_in_thought=False)
+    given = {"city": "São Paulo", "days": 3, "flags": [True, False]}
+    if template == "minimax_m3_tools":
+        del given["flags"]
+    opening, closing = call_format.opening, call_format.call_close + call_format.calls_close
+
+    def call(name: str, arguments: dict[str, Any]) -> str:
+        """The call as the template writes it, without what it writes around every answer
+        (Kimi K3's response tags before the tools, the end of the turn after them)."""
+        written = render_answer(tokenizer, [(name, arguments)])
+        return written[written.index(opening) : written.rindex(closing) + len(closing)]
+
+    for arguments in ({"city": "Paris"}, given):
+        written = call("get_weather", arguments)
+        assert grammar_accepts(tokenizer, grammar, written), (template, written, grammar)
+    assert not grammar_accepts(tokenizer, grammar, call("get_weathers", {"city": "Paris"}))
+    assert not grammar_accepts(tokenizer, grammar, call("get_weather", {"days": 3}))  # no city
+    assert not grammar_accepts(tokenizer, grammar, call("get_weather", {"city": "P", "days": 2.5}))
+
+
+def test_a_markups_markers_are_its_tokens_and_whole_tags() -> None:
+    """The markers of a learnt markup: its added tokens and tags, none cut at the key."""
+    template, vocabulary = learnt("minimax_m3_tools")
+    markers = vocabulary.markers(template.call_format)
+    assert "]<]minimax[>[" in markers
+    assert "<tool_call>" in markers
+    assert not [marker for marker in markers if KEY_SLOT in marker or marker == "</>"]

@@ -52,6 +52,23 @@ KIMI_MARKERS = tuple(
     )
 )
 MINIMAX_MARKERS = ("]~b]", "[e~[", "<minimax:tool_call>", "</minimax:tool_call>")
+DSML_MARKERS = (  # DSML itself one token too, as markers are: the calls fit the tests' budget
+    *(deepseek_marker(words) for words in ("User", "Assistant", "end of sentence")),
+    "\uff5cDSML\uff5c",
+)
+KIMI_K3_MARKERS = ("<|open|>", "<|sep|>", "<|close|>", "<|end_of_msg|>")
+LFM2_MARKERS = ("<|im_start|>", "<|im_end|>", "<|tool_call_start|>", "<|tool_call_end|>")
+MINIMAX_M3_MARKERS = ("]~b]", "[e~[", "]<]minimax[>[")
+HY3_MARKERS = tuple(
+    marker.replace("NAME", name + ":opensource")
+    for marker, names in (
+        ("<\uff5chy_NAME\uff5c>", ("eos", "User", "Assistant")),
+        ("<NAME>", ("tool_calls", "tool_call", "tool_sep", "arg_key", "arg_value")),
+        ("</NAME>", ("tool_calls", "tool_call", "arg_key", "arg_value")),
+    )
+    for name in names
+)
+ATEM_MARKERS = ("<|start|>", "<|message|>", "<|eot|>", "<|eom|>")
 
 TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "hermes": ("chatml_tools", ()),
@@ -67,6 +84,13 @@ TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "functionary_v32": ("functionary_v32_tools", FUNCTIONARY_MARKERS),
     "minimax_m2": ("minimax_m2_tools", MINIMAX_MARKERS),
     "kimi_k2": ("kimi_k2_tools", KIMI_MARKERS),
+    "dsml": ("dsml_tools", DSML_MARKERS),
+    "kimi_k3": ("kimi_k3_tools", KIMI_K3_MARKERS),
+    "lfm2": ("lfm2_tools", LFM2_MARKERS),
+    "minimax_m3": ("minimax_m3_tools", MINIMAX_M3_MARKERS),
+    "minicpm5": ("minicpm5_tools", ("<|im_start|>", "<|im_end|>")),
+    "hy3": ("hy3_tools", HY3_MARKERS),
+    "atem": ("atem_tools", ATEM_MARKERS),
     "no_tools": ("no_tools", ()),
 }
 """Test chat templates in ``chat_templates`` (with the special tokens their syntax needs), by
@@ -74,7 +98,12 @@ the call syntax they teach; ``no_tools`` renders no tools at all (as Phi-3.5's).
 after a family reproduce what its real template does that the client must learn: Hermes 3's
 unguarded ``tools`` loop, Llama 4's calls back to back, DeepSeek R1's fenced JSON of
 JSON-string arguments (and an empty answer that opens a calls block), Functionary v3.2's
-``>>>`` in the generation prompt, MiniMax-M2's XML arguments, Kimi K2's numbered calls."""
+``>>>`` in the generation prompt, MiniMax-M2's XML arguments, Kimi K2's numbered calls. The
+markup ones are learnt (no syntax of their own in the client): DeepSeek V3.2/V4's DSML with a
+``string="true|false"`` attribute, Kimi K3's typed arguments and calls numbered from 1, LFM2.5's
+Python-like ``NAME(KEY='text', KEY=3)``, MiniMax-M3's ``<KEY>value</KEY>`` after a marker,
+MiniCPM5's ``<param name="KEY">``, Hunyuan 3's ``<arg_key:opensource>``, and Muse Glimmer's
+ATEM, one message per call to its recipient (``to=NAME``), the name written again."""
 
 SPECIAL_TOKENS: Mapping[str, tuple[str, ...]] = {
     **{template: special for template, special in TEMPLATES.values()},

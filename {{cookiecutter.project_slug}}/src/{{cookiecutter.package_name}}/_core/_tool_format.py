@@ -9,6 +9,7 @@ each call, between two calls, and how the name and the arguments are written
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +26,13 @@ from ._tool_parsers import (
     GEMMA_QUOTE,
     ID_SLOT,
     INDEX_SLOT,
+    JSON_TYPES,
+    KEY_SLOT,
+    NAME_SLOT,
     ArgumentSyntax,
     CallFormat,
     MalformedToolCallError,
+    Markup,
     read_arguments,
 )
 
@@ -88,6 +93,18 @@ _PROBE_TOOLS = [
     }
     for p in _PROBES
 ]
+_TYPES_PROBE = _Probe(  # a value of each other JSON type, then a string
+    _PROBES[0].name,
+    _PROBES[0].call_id,
+    {
+        "probe_flag": True,
+        "probe_list": [False, 8],
+        "probe_map": {"probe_inner": 9},
+        "probe_none": None,
+        "probe_real": 2.5,
+        "probe_text": "Probe text one",
+    },
+)
 _PROBE_RESULT = "Probe result text."
 _PROBE_RESULTS: ChatMessage = {
     "role": "tool",
@@ -141,12 +158,22 @@ class Vocabulary:
             call_format.call_close,
             call_format.separator or "",
             call_format.calls_close,
+            *_markup_texts(call_format.markup),
+        )
+        texts = tuple(  # the pieces around a name or key written there
+            piece for text in texts for part in text.split(NAME_SLOT) for piece in part.split(KEY_SLOT)
         )
         found = {unit for text in texts for unit in self.units(text) if unit in self.added}
         found.update(match.group() for text in texts for match in _TAG.finditer(text))
         if call_format.arguments == "gemma":
             found.add(GEMMA_QUOTE)
         return tuple(sorted(found))
+
+
+def _markup_texts(markup: Markup | None) -> tuple[str, ...]:
+    if markup is None:
+        return ()
+    return (markup.opening, markup.separator, *(t for _, *texts in markup.typed for t in texts))
 
 
 @dataclass(frozen=True)
@@ -264,7 +291,7 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
         one = attempt([_assistant(_PROBES[:1])], turns)
         if not bases or one is None:
             continue
-        prompted, block = _added_text(bases, prompt, one, vocabulary)
+        prompted, block = _added_text(bases, prompt, one, vocabulary, _PROBES[0].name)
         if _PROBES[0].name not in block:  # the name elsewhere (in the tools) is no call
             continue
         two = attempt([_assistant(_PROBES)], turns)
@@ -272,7 +299,7 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
         renders_results = _PROBE_RESULT in (answered or "")
         blocks = [block]
         if two is not None and _PROBES[1].name in two:
-            blocks.append(_added_text(bases, prompt, two, vocabulary)[1])
+            blocks.append(_added_text(bases, prompt, two, vocabulary, _PROBES[0].name)[1])
         try:
             call_format = _analyze(
                 prompted + blocks[0], prompted + blocks[1] if len(blocks) > 1 else None, vocabulary
@@ -283,6 +310,12 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
             )
             continue
         call_format = replace(call_format, prompted=prompted)
+        if call_format.markup is not None:
+            typed = attempt([_assistant([_TYPES_PROBE])], turns)
+            if typed is not None:
+                added = _added_text(bases, prompt, typed, vocabulary, _PROBES[0].name)[1]
+                markup = _typed_markup(added, call_format.markup)
+                call_format = replace(call_format, markup=markup)
         return ToolTemplate(call_format, renders_tools, True, renders_results, turns)
     if learnt is not None:
         return learnt
@@ -291,16 +324,21 @@ def learn_tool_template(render: Render, vocabulary: Vocabulary) -> ToolTemplate:
 
 
 def _added_text(
-    bases: Sequence[str], prompt: str, longer: str, vocabulary: Vocabulary
+    bases: Sequence[str], prompt: str, longer: str, vocabulary: Vocabulary, name: str = ""
 ) -> tuple[str, str]:
     """What the model writes for calls: what ``longer`` has where every one of ``bases`` has
     its answer, after what ``prompt`` (the generation prompt) already holds; and the part of
     the calls' opening that the generation prompt holds (Functionary v3.2's ``>>>``). Tokens
-    stay whole."""
+    stay whole. Where the calls would start with the call's ``name``, the name stands where
+    other answers write something else (a recipient: ``to=NAME`` for ``to=user``): the text
+    that every answer writes before it, after the prompt, is part of the calls."""
     long = vocabulary.units(longer)
     shorts = [vocabulary.units(base) for base in bases]
     shared = min(_common(short, long) for short in shorts)
-    prefix = max(shared, _common(vocabulary.units(prompt), long))
+    prompt_shared = _common(vocabulary.units(prompt), long)
+    prefix = max(shared, prompt_shared)
+    if name and prefix > prompt_shared and "".join(long[prefix:]).startswith(name):
+        shared = prefix = prompt_shared
     suffix = min(
         min(_common(short[::-1], long[::-1]), len(short) - shared) for short in shorts
     )
@@ -336,19 +374,22 @@ class _Found:
     def end(self) -> int:
         return max(self.name[1], self.arguments[1])
 
-    def between(self, text: str) -> str:
+    def between(self, text: str, name: str) -> str:
+        """The text between the call's name and its arguments, the name written there again
+        as :data:`NAME_SLOT`."""
         first, second = sorted((self.name, self.arguments))
-        return text[first[1] : second[0]]
+        return text[first[1] : second[0]].replace(name, NAME_SLOT)
 
 
-def _locate(text: str, probe: _Probe, start: int) -> _Found:
+def _locate(text: str, probe: _Probe, start: int, markup: Markup | None = None) -> _Found:
     name = text.find(probe.name, start)
     if name < 0:
         raise LearningError(f"the call's name is not where the template writes the call: {text!r}")
     for position in range(start, len(text)):
-        for syntax in _candidate_syntaxes(text, position):
+        syntaxes = _candidate_syntaxes(text, position) + (("markup",) if markup else ())
+        for syntax in syntaxes:
             try:
-                arguments, end = read_arguments(syntax, text, position, _PROBE_SCHEMA)
+                arguments, end = read_arguments(syntax, text, position, _PROBE_SCHEMA, markup)
             except MalformedToolCallError:
                 continue
             if arguments == probe.arguments and not position < name < end:
@@ -371,22 +412,34 @@ def _candidate_syntaxes(text: str, position: int) -> tuple[ArgumentSyntax, ...]:
 
 
 def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
-    """The format of calls written ``one`` (the first probe) and ``two`` (both probes)."""
+    """The format of calls written ``one`` (the first probe) and ``two`` (both probes).
+
+    Arguments in none of the known syntaxes are learnt as markup (:func:`_learn_markup`)."""
     one = _slot_ids(one)
-    first = _locate(one, _PROBES[0], 0)
+    markup = None
+    try:
+        first = _locate(one, _PROBES[0], 0)
+    except LearningError:
+        markup = _learn_markup(one, _PROBES[0], vocabulary)
+        if markup is None:
+            raise
+        first = _locate(one, _PROBES[0], 0, markup)
     head, tail = one[: first.start], one[first.end :]
     call_open, call_close, calls_open, calls_close = head, tail, "", ""
-    between, separator = first.between(one), None
-    pair = _locate_pair(_slot_ids(two)) if two is not None else None
+    between, separator, index_base = first.between(one, _PROBES[0].name), None, 0
+    pair = _locate_pair(_slot_ids(two), markup) if two is not None else None
     if two is not None and pair is not None:
         two = _slot_ids(two)
         a, b = pair
         ending = two[b.end :]  # may close the calls where one call is left open (DeepSeek R1)
-        numbered = _numbered(a.between(two), b.between(two))  # Kimi K2 numbers its calls
-        if (two[: a.start], a.between(two), numbered is not None) == (
+        numbered = _numbered(  # Kimi K2 numbers its calls
+            a.between(two, _PROBES[0].name), b.between(two, _PROBES[1].name)
+        )
+        if (two[: a.start], a.between(two, _PROBES[0].name), numbered is not None) == (
             head, between, True
         ) and ending.startswith(tail):  # fmt: skip
-            between = numbered or between
+            assert numbered is not None
+            between, index_base = numbered
             gap = vocabulary.units(two[a.end : b.start])
             opening = _common(vocabulary.units(head)[::-1], gap[::-1])
             closing = min(_common(vocabulary.units(ending), gap), len(gap) - opening)
@@ -408,6 +461,8 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
         arguments=first.syntax,
         name_first=name_first,
         sorted_keys=first.sorted_keys,
+        markup=markup,
+        index_base=index_base,
     )
     if first.syntax == "json":
         call_format = _with_json_body(call_format, one, first)
@@ -416,25 +471,137 @@ def _analyze(one: str, two: str | None, vocabulary: Vocabulary) -> CallFormat:
     return call_format
 
 
-def _numbered(first: str, second: str) -> str | None:
+def _numbered(first: str, second: str) -> tuple[str, int] | None:
     """The text between name and arguments of two calls, with the numbers that differ from
-    one call to the next as :data:`INDEX_SLOT`; None when they differ otherwise."""
+    one call to the next as :data:`INDEX_SLOT`, and the first call's number (0 where none
+    differ); None when they differ otherwise."""
     pieces, others = re.split(r"(\d+)", first), re.split(r"(\d+)", second)
     if len(pieces) != len(others) or pieces[::2] != others[::2]:
         return None
-    return "".join(
+    numbers = [
+        int(piece) for piece, other in zip(pieces[1::2], others[1::2], strict=True) if piece != other
+    ]
+    text = "".join(
         piece if index % 2 == 0 or piece == other else INDEX_SLOT
         for index, (piece, other) in enumerate(zip(pieces, others, strict=True))
     )
+    return text, numbers[0] if numbers else 0
 
 
-def _locate_pair(text: str) -> tuple[_Found, _Found] | None:
+def _locate_pair(text: str, markup: Markup | None = None) -> tuple[_Found, _Found] | None:
     """Where both probe calls stand in ``text``; None when the second cannot be found."""
     try:
-        first = _locate(text, _PROBES[0], 0)
-        return first, _locate(text, _PROBES[1], first.end)
+        first = _locate(text, _PROBES[0], 0, markup)
+        return first, _locate(text, _PROBES[1], first.end, markup)
     except LearningError:
         return None
+
+
+def _typed_markup(text: str, markup: Markup) -> Markup:
+    """``markup`` with the middle and closing of each other JSON type, learnt from ``text``
+    (the call of :data:`_TYPES_PROBE`); a type found in no way of writing its value keeps
+    the integer's texts."""
+    name = text.find(_TYPES_PROBE.name)
+    spots = sorted((text.find(key, name), key) for key in _TYPES_PROBE.arguments)
+    if name < 0 or spots[0][0] < 0:
+        return markup
+    typed = list(markup.typed)
+    learnt = {kind for kind, _, _ in typed}
+    python: set[str] = set()
+    for (at, key), (following, _) in itertools.pairwise(spots):
+        value = _TYPES_PROBE.arguments[key]
+        kind = _json_type(value)
+        written = text[at + len(key) : following]
+        if kind in learnt or not written.endswith(markup.separator + markup.opening):
+            continue
+        written = written[: len(written) - len(markup.separator + markup.opening)]
+        for form in _written_forms(value):
+            found = written.rfind(form)  # after the middle, which may name the type
+            if found >= 0:
+                closing = written[found + len(form) :].replace(key, KEY_SLOT)
+                typed.append((kind, written[:found], closing))
+                learnt.add(kind)
+                if form == str(value) and form != json.dumps(value):
+                    python.add(kind)
+                break
+    return replace(markup, typed=tuple(typed), python=frozenset(python))
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a probe value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return "number"
+    kinds = {int: "integer", str: "string", list: "array", dict: "object"}
+    return kinds[type(value)]
+
+
+def _written_forms(value: Any) -> tuple[str, ...]:
+    """The ways templates write a non-string value: JSON (spaced or not), Python."""
+    return (json.dumps(value), json.dumps(value, separators=(",", ":")), str(value))
+
+
+def _learn_markup(text: str, probe: _Probe, vocabulary: Vocabulary) -> Markup | None:
+    """The markup in which ``text`` (one call) writes the probe's arguments; None when it
+    writes them otherwise.
+
+    Both arguments are found as their key, then their value as written (bare); the text
+    before the first key and the text between the first value and the second key end with
+    the same opening; the texts after each value start with the same closing (the key in it
+    as :data:`KEY_SLOT`), and what is left between them is the separator. Where the string's
+    and the integer's middles differ (a type attribute, a quote), each type has its own."""
+    name = text.find(probe.name)
+    if name < 0:
+        return None
+    spots = []
+    for key, value in probe.arguments.items():
+        at = text.find(key, name + len(probe.name))
+        written = value if isinstance(value, str) else json.dumps(value)
+        found = text.find(written, at + len(key)) if at >= 0 else -1
+        if found < 0:
+            return None
+        spots.append((at, key, found, written, "string" if isinstance(value, str) else "integer"))
+    spots.sort()
+    (key1_at, key1, value1_at, written1, kind1), (key2_at, key2, value2_at, written2, kind2) = spots
+    if not value1_at < key2_at:
+        return None
+    before = text[text.rfind(probe.name, 0, key1_at) + len(probe.name) : key1_at]
+    middles = {kind1: text[key1_at + len(key1) : value1_at], kind2: text[key2_at + len(key2) : value2_at]}
+    afters = {
+        kind1: text[value1_at + len(written1) : key2_at].replace(key1, KEY_SLOT),
+        kind2: text[value2_at + len(written2) :].replace(key2, KEY_SLOT),
+    }
+    quote = ""  # a string's middle that ends with a quote the integer's lacks: key='value'
+    extra = middles["string"][len(middles["integer"]) :]
+    if (
+        middles["string"].startswith(middles["integer"])
+        and extra in ("'", '"')
+        and afters["string"].startswith(extra)
+    ):
+        quote = extra
+        afters["string"] = afters["string"][len(quote) :]
+    gap, last = afters[kind1], afters[kind2]  # gap: closing, separator, opening; last: closing
+    gap_units, before_units = vocabulary.units(gap), vocabulary.units(before)
+    opening = _common(gap_units[::-1], before_units[::-1])
+    while opening and gap_units[len(gap_units) - opening] in ('"', "'", ">", "/"):
+        opening -= 1  # an opening starts no tag's end
+    if "\n" in gap_units[len(gap_units) - opening :]:  # nor in a tag, where a line starts it
+        opening = len(gap_units) - gap_units.index("\n", len(gap_units) - opening)
+    closing = min(_common(gap_units, vocabulary.units(last)), len(gap_units) - opening)
+    if not opening and not "".join(gap_units[closing:]).strip():
+        return None  # nothing tells one argument from the next
+    shared = "".join(gap_units[:closing])
+    return Markup(
+        opening="".join(gap_units[len(gap_units) - opening :]),
+        typed=(
+            ("string", middles["string"], quote + shared),
+            ("integer", middles["integer"], shared),
+        ),
+        separator="".join(gap_units[closing : len(gap_units) - opening]),
+    )
 
 
 def _slot_ids(text: str) -> str:
@@ -617,6 +784,59 @@ def _xml_arguments(lark: _Lark, syntax: ArgumentSyntax, schema: Mapping[str, Any
     return lark.sequence("arguments", items, separator)
 
 
+def _markup_arguments(lark: _Lark, markup: Markup, schema: Mapping[str, Any]) -> str:
+    """Arguments in a learnt markup: each property in the schema's order, its value in each
+    JSON type it may have, with that type's texts (strings bare, other values as JSON)."""
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    items = []
+    for key, value in properties.items():
+        declared = value.get("type") if isinstance(value, dict) else None
+        declared = declared if isinstance(declared, list) else [declared] if declared else []
+        if _is_string(value):
+            kinds = ["string"]
+        elif declared := [kind for kind in declared if kind in JSON_TYPES]:
+            kinds = declared
+        elif markup.uniform and not markup.python:
+            kinds = [""]  # any JSON value
+        else:  # any value, each type in its own way
+            kinds = [kind for kind, _, _ in markup.typed]
+        choices = []
+        for kind in kinds:
+            middle, closing = markup.texts(kind or "integer")
+            closing = closing.replace(KEY_SLOT, key)
+            head = lark.literal(markup.opening + key + middle)
+            if kind == "string" and closing.strip():
+                choices.append(f"{head} {lark.text('value', closing, value)}")
+                continue
+            typed = value if not kind or not isinstance(value, dict) else {**value, "type": kind}
+            written = _python_value(lark, typed) if kind in markup.python else lark.json(typed)
+            choices.append(f"{head} {written} {lark.literal(closing)}")
+        items.append((lark.rule("argument", " | ".join(choices)), key in required))
+    return lark.sequence("arguments", items, markup.separator)
+
+
+def _python_value(lark: _Lark, schema: Any, depth: int = 0) -> str:
+    """A value written as Jinja's ``string`` filter writes it (Python's ``str``): ``True``,
+    ``None``, ``'text'`` in lists, ``[1, 'a']``; numbers as JSON writes them. Strings hold no
+    quote, backslash or line break (Python would escape them); objects are JSON."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if depth > 8 or not isinstance(kind, str) or "enum" in schema or "const" in schema:
+        return lark.json(schema)
+    if kind == "boolean":
+        return '("True" | "False")'
+    if kind == "null":
+        return '"None"'
+    if kind == "string":
+        low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+        lengths = "{" + str(low) + "," + ("" if high is None else str(int(high))) + "}"
+        return lark.rule("python_string", "\"'\" /[^'\\\\\\n]" + lengths + "/ \"'\"")
+    if kind == "array":
+        item = _python_value(lark, schema.get("items", {}), depth + 1)
+        return lark.rule("python_list", f'"[" ({item} (", " {item})*)? "]"')
+    return lark.json(schema)
+
+
 def _is_string(schema: Any) -> bool:
     """Whether ``schema`` allows strings only (templates write those bare)."""
     if _string_values(schema) is not None:
@@ -725,9 +945,12 @@ def call_grammar(
             arguments = lark.json(schema)
         elif call_format.arguments == "gemma":
             arguments = _gemma_value(lark, schema)
+        elif call_format.markup is not None:
+            arguments = _markup_arguments(lark, call_format.markup, schema)
         else:
             arguments = _xml_arguments(lark, call_format.arguments, schema)
-        parts = [lark.literal(written_name), lark.literal(call_format.between), arguments]
+        between = call_format.between.replace(NAME_SLOT, written_name)
+        parts = [lark.literal(written_name), lark.literal(between), arguments]
         if not call_format.name_first:
             parts.reverse()
         body = " ".join([lark.literal(call_format.call_open), *parts, lark.literal(call_format.call_close)])
@@ -749,4 +972,8 @@ def closers(call_format: CallFormat, *, starts_in_thought: bool) -> tuple[str, .
     found = [THINK_CLOSE] if starts_in_thought else []
     if closer := _XML_VALUE_CLOSERS.get(call_format.arguments):
         found.append(closer)
+    if call_format.markup is not None:  # up to the key where the closing names it
+        closer = call_format.markup.texts("string")[1].split(KEY_SLOT)[0]
+        if closer.strip():
+            found.append(closer)
     return tuple(found)

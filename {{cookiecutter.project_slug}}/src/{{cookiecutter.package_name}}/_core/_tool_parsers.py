@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import re
@@ -9,12 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml", "minimax_xml"]
+ArgumentSyntax = Literal["json", "gemma", "qwen_xml", "glm_xml", "minimax_xml", "markup"]
 """How arguments are written: a JSON object; Gemma 4's ``{key:<|"|>text<|"|>,n:1}``;
 Qwen3-Coder's ``<parameter=key>value</parameter>``; GLM's
 ``<arg_key>key</arg_key><arg_value>value</arg_value>``; MiniMax-M2's
-``<parameter name="key">value</parameter>``. The XML syntaxes write strings as they are and
-other values as JSON."""
+``<parameter name="key">value</parameter>``; or a markup learnt from the template
+(:class:`Markup`: DeepSeek's DSML, ``<param name="key">``, ``<key>value</key>``,
+``key='value'``...). The XML syntaxes write strings as they are and other values as JSON."""
 
 GEMMA_QUOTE = '<|"|>'
 """The token that delimits strings in Gemma 4's argument syntax."""
@@ -22,12 +24,21 @@ GEMMA_QUOTE = '<|"|>'
 ID_SLOT = "\ue000"
 """Stands for the call's id in a format's texts (Mistral writes ids into calls)."""
 INDEX_SLOT = "\ue001"
-"""Stands for the call's number in the answer, from 0 (Kimi K2's ``functions.NAME:0``)."""
+"""Stands for the call's number in the answer (Kimi K2's ``functions.NAME:0``), counted from
+the format's ``index_base``."""
+NAME_SLOT = "\ue002"
+"""Stands for the call's name where a format writes it a second time (``to=NAME<|message|>
+<invoke name="NAME">``)."""
+KEY_SLOT = "\ue003"
+"""Stands for the argument's key in a :class:`Markup`'s texts (``<key>value</key>``)."""
+JSON_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
+"""The JSON types whose values a :class:`Markup` may write differently."""
 
 Schemas = Mapping[str, Mapping[str, Any]]
 """Each tool's parameters schema, by tool name."""
 
 _DECODER = json.JSONDecoder(strict=False)  # constrained strings may hold raw control characters
+_TAG = re.compile(r"<[^<>\s]+>|\[[A-Z_/]+\]")
 _NAME = re.compile(r"\s*([\w.\-]+)")
 _SEPARATORS = r"[\s;,]*"
 _QWEN_PARAMETER = re.compile(r"\s*<parameter=([^>\n]+)>\n?(.*?)\n?</parameter>", re.DOTALL)
@@ -41,6 +52,9 @@ _XML_ARGUMENTS: Mapping[str, re.Pattern[str]] = {
     "minimax_xml": _MINIMAX_PARAMETER,
 }
 _ARGUMENT_KEYS = ("arguments", "parameters")
+_MARKUP_KEY = r"([\w.\-$@]+)"
+_CDATA = re.compile(r"<!\[CDATA\[(.*)\]\]>", re.DOTALL)
+_BARE_SCALAR = re.compile(r"True|False|None|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _PYTHON_LITERALS: Mapping[str, Any] = {"True": True, "False": False, "None": None}
 
 
@@ -62,6 +76,36 @@ class ParsedAnswer:
 
     calls: list[ParsedCall]
     text: str
+
+
+@dataclass(frozen=True)
+class Markup:
+    """Arguments written as learnt markup: each ``opening KEY middle VALUE closing``, with
+    ``separator`` between two. ``middle`` and ``closing`` may depend on the value's JSON type
+    (DeepSeek's ``string="true"``, Kimi K3's ``type="number"``, quotes around strings); the
+    ``closing`` may repeat the key (:data:`KEY_SLOT`). Values are written bare: strings as they
+    are, other values as JSON or, for the types in ``python``, as Python literals (Jinja's
+    ``string`` filter: ``True``, ``[False, 8]``); both are read."""
+
+    opening: str
+    typed: tuple[tuple[str, str, str], ...]
+    """``(JSON type, middle, closing)`` for ``string``, ``integer`` and the types learnt."""
+    separator: str
+    python: frozenset[str] = frozenset()
+    """The JSON types whose values are written as Python literals."""
+
+    def texts(self, kind: str) -> tuple[str, str]:
+        """The middle and closing written around a value of JSON type ``kind`` (a type not
+        learnt is written as integers are)."""
+        found = {name: (middle, closing) for name, middle, closing in self.typed}
+        if kind in found:
+            return found[kind]
+        return found.get("number" if kind == "integer" else "integer", found["string"])
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every type is written with the same texts."""
+        return len({(middle, closing) for _, middle, closing in self.typed}) == 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +134,10 @@ class CallFormat:
     prompted: str = ""
     """The start of the opening that the generation prompt already writes (Functionary v3.2's
     ``>>>``): the model's answer goes on from there, so it is read with this text before it."""
+    markup: Markup | None = None
+    """How arguments are written, where ``arguments`` is ``markup``."""
+    index_base: int = 0
+    """The number of the first call, where calls are numbered (:data:`INDEX_SLOT`)."""
 
     def after_prompt(self) -> CallFormat:
         """The format of one call as the model writes it after the prompt: without the part
@@ -105,11 +153,12 @@ class CallFormat:
         )
         if INDEX_SLOT not in self.between + self.call_open + self.call_close:
             return first
+        number = str(self.index_base)
         return replace(  # the first call's number
             first,
-            call_open=first.call_open.replace(INDEX_SLOT, "0"),
-            between=first.between.replace(INDEX_SLOT, "0"),
-            call_close=first.call_close.replace(INDEX_SLOT, "0"),
+            call_open=first.call_open.replace(INDEX_SLOT, number),
+            between=first.between.replace(INDEX_SLOT, number),
+            call_close=first.call_close.replace(INDEX_SLOT, number),
         )
 
     @property
@@ -149,6 +198,8 @@ def lenient(text: str) -> str:
         re.escape(piece)
         .replace(re.escape(ID_SLOT), "[A-Za-z0-9]+")
         .replace(re.escape(INDEX_SLOT), "[0-9]+")
+        .replace(re.escape(NAME_SLOT), r"[\w.\-]+")
+        .replace(re.escape(KEY_SLOT), _MARKUP_KEY)
         for piece in text.split()
     ]
     return r"\s*" + r"\s*".join(pieces) + (r"\s*" if pieces else "")
@@ -158,7 +209,11 @@ def lenient(text: str) -> str:
 
 
 def read_arguments(
-    syntax: ArgumentSyntax, text: str, start: int, schema: Mapping[str, Any] | None = None
+    syntax: ArgumentSyntax,
+    text: str,
+    start: int,
+    schema: Mapping[str, Any] | None = None,
+    markup: Markup | None = None,
 ) -> tuple[dict[str, Any], int]:
     """The arguments written at ``start`` in ``syntax``, and where they end.
 
@@ -181,8 +236,12 @@ def read_arguments(
         if not isinstance(value, dict):
             raise MalformedToolCallError(f"arguments must be an object: {text[start:end]!r}")
         return value, end
-    pattern = _XML_ARGUMENTS[syntax]
     properties = (schema or {}).get("properties") or {}
+    if syntax == "markup":
+        if markup is None:
+            raise MalformedToolCallError("markup arguments need the learnt markup")
+        return _markup_arguments(markup, text, start, properties)
+    pattern = _XML_ARGUMENTS[syntax]
     arguments: dict[str, Any] = {}
     end = start
     while match := pattern.match(text, end):
@@ -190,6 +249,110 @@ def read_arguments(
         arguments[key] = _typed(match.group(2).strip(), properties.get(key))
         end = match.end()
     return arguments, end
+
+
+@functools.lru_cache(maxsize=16)
+def _markup_head(markup: Markup) -> re.Pattern[str]:
+    """The regex of one argument's opening, key (group ``key``) and middle (the middle of
+    ``markup.typed[i]`` in group ``t<i>``; the longest middles are tried first)."""
+    order = sorted(range(len(markup.typed)), key=lambda i: -len(markup.typed[i][1]))
+    middles = "|".join(f"(?P<t{i}>{lenient(markup.typed[i][1])})" for i in order)
+    key = _MARKUP_KEY.replace("(", "(?P<key>", 1)
+    return re.compile(lenient(markup.opening) + key + "(?:" + middles + ")")
+
+
+@functools.lru_cache(maxsize=64)
+def _markup_value(closing: str) -> re.Pattern[str]:
+    """The regex of a value (group 1) then ``closing`` (the key in place), not the whitespace
+    after it (a line before the call's closing is the call's)."""
+    pattern = lenient(closing)
+    if not closing[-1:].isspace():
+        pattern = pattern.removesuffix(r"\s*")
+    return re.compile(r"(.*?)" + pattern, re.DOTALL)
+
+
+def _markup_arguments(
+    markup: Markup, text: str, start: int, properties: Mapping[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """Arguments in ``markup`` from ``start``, and where they end."""
+    head = _markup_head(markup)
+    separator = re.compile(lenient(markup.separator)) if markup.separator.strip() else None
+    arguments: dict[str, Any] = {}
+    end = start
+    while True:
+        position = end
+        if arguments and separator is not None:
+            found = separator.match(text, end)
+            if found is None:
+                break
+            position = found.end()
+        opened = head.match(text, position)
+        if opened is None:
+            break
+        key = opened.group("key")
+        index = next(i for i in range(len(markup.typed)) if opened.group(f"t{i}") is not None)
+        closing = markup.typed[index][2].replace(KEY_SLOT, key)
+        if not closing.strip():
+            try:
+                value, end = _bare_value(text, opened.end())
+            except MalformedToolCallError:
+                break
+            arguments[key] = value
+            continue
+        closed = _markup_value(closing).match(text, opened.end())
+        if closed is None:
+            break
+        raw = closed.group(1).strip()
+        cdata = _CDATA.fullmatch(raw)
+        raw = cdata.group(1) if cdata else raw
+        as_text = markup.typed[index][0] == "string" and not markup.uniform
+        value = raw if as_text else _typed(raw, properties.get(key))
+        arguments[key] = value
+        end = closed.end()
+    return arguments, end
+
+
+def _bare_value(text: str, start: int) -> tuple[Any, int]:
+    """A value written with nothing around it: JSON, or a Python literal (``True``,
+    ``['a', 1]``) as Jinja's ``string`` filter writes it."""
+    try:
+        return _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError:
+        pass
+    if text.startswith(("[", "{", "(", "'"), start):
+        end = _literal_end(text, start)
+        try:
+            return ast.literal_eval(text[start:end]), end
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as error:
+            raise MalformedToolCallError(f"not a value: {text[start:end]!r}") from error
+    match = _BARE_SCALAR.match(text, start)
+    if match is None:
+        raise MalformedToolCallError(f"no value at {text[start:]!r}")
+    return _scalar(match.group()), match.end()
+
+
+def _literal_end(text: str, start: int) -> int:
+    """Where the Python literal (a bracketed container or a quoted string) at ``start`` ends."""
+    depth, quote, position = 0, "", start
+    while position < len(text):
+        char = text[position]
+        if quote:
+            if char == "\\":
+                position += 1
+            elif char == quote:
+                quote = ""
+                if depth == 0:
+                    return position + 1
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+            if depth == 0:
+                return position + 1
+        position += 1
+    return position
 
 
 def _typed(value: str, schema: Mapping[str, Any] | None) -> Any:
@@ -211,6 +374,11 @@ def _scalar(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
+        if text.startswith(("[", "{")):  # a Python list or dict, as Jinja's string filter
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                pass
         raise MalformedToolCallError(f"not a value: {text!r}") from error
 
 
@@ -281,6 +449,12 @@ def _patterns(call_format: CallFormat) -> _Patterns:
     keys = "|".join(re.escape(key) for key in call_format.json_keys or ("name",))
     json_start = r'(?=\{\s*"(?:' + keys + r')"\s*:)'  # a call's object starts with a key
     start = lenient(call_format.opening) if call_format.has_marker else json_start
+    if call_format.has_marker and not call_format.json_keys and not _TAG.search(call_format.opening):
+        # an opening that is no tag (`` to=`` before a recipient) starts calls only where a
+        # name and what follows it come next; where that holds a tag, it may be left out
+        follows = "(?=" + _NAME.pattern + lenient(call_format.between) + ")"
+        optional = _TAG.search(call_format.between) and not call_format.calls_open
+        start = ("(?:" + start + ")?" if optional else start) + follows
     separator = call_format.separator or ""
     next_call = separator + opening
     separator = lenient(separator) if separator.strip() else _SEPARATORS  # blank: ";" "," too
@@ -371,7 +545,9 @@ def _read_call(
         if name is None or between is None:
             raise MalformedToolCallError(f"cannot read the call at {text[position:]!r}")
         schema = schemas.get(name.group(1))
-        arguments, end = read_arguments(call_format.arguments, text, between.end(), schema)
+        arguments, end = read_arguments(
+            call_format.arguments, text, between.end(), schema, call_format.markup
+        )
         call = ParsedCall(name.group(1), json.dumps(arguments, ensure_ascii=False))
     else:  # pragma: no cover - learning refuses arguments before a bare name
         raise MalformedToolCallError("arguments before the name are only read in JSON calls")
