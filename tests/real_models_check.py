@@ -24,7 +24,7 @@ from typing import Any
 from autogen_core.models import AssistantMessage, SystemMessage, UserMessage
 from autogen_core.tools import FunctionTool
 from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
-from autogen_huggingface_client._core._prompt import to_chat_tools
+from autogen_huggingface_client._autogen._messages import to_chat_tools
 from scripting import scripted_args
 from transformers import AutoTokenizer
 

@@ -47,7 +47,7 @@ from autogen_core.models import (
 )
 from autogen_core.tools import ParametersSchema, ToolSchema
 from autogen_huggingface_client import HuggingFaceChatCompletionClient as Client
-from autogen_huggingface_client._core._prompt import to_chat_tools
+from autogen_huggingface_client._autogen._messages import to_chat_messages, to_chat_tools
 from autogen_huggingface_client._core._tiny_models import build_tiny_model
 from jsonschema import ValidationError, validate
 from scripting import scripted_args
@@ -66,7 +66,15 @@ CALL_ID = "call0abcd"
 
 
 def _tool(name: str, description: str, properties: dict[str, Any]) -> ToolSchema:
-    schema = {"type": "object", "properties": properties, "required": list(properties)}
+    # Closed, as AutoGen's FunctionTool writes schemas: a forced call of random weights then
+    # holds the tool's arguments only, and "own" compares the syntax, not junk arguments
+    # (an open schema lets it add properties whose numbers the template re-renders otherwise).
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
     return ToolSchema(name=name, description=description, parameters=cast(ParametersSchema, schema))
 
 
@@ -185,7 +193,7 @@ def _squeezed(text: str) -> str:
 
 
 async def _read(client: Client, tokenizer: Any, answer: str) -> list[tuple[str, Any]]:
-    prompt = client._encode(client._to_chat([ASK]), TOOLS).input_ids
+    prompt = client._chat.encode(to_chat_messages([ASK]), to_chat_tools(TOOLS)).input_ids
     if tokenizer.decode(prompt[-4:]).rstrip().endswith("<think>"):  # reasoning comes first
         answer = "I will call it.\n</think>\n\n" + answer.rpartition("</think>")[2].lstrip()
     # room for the whole answer: markers that are several tokens here make it long
@@ -259,7 +267,7 @@ def _history(client: Client) -> bool:
         AssistantMessage(content=[call], source="assistant"),
         FunctionExecutionResultMessage(content=[result]),
     ]
-    prompt = client._encode(client._to_chat(messages), TOOLS)
+    prompt = client._chat.encode(to_chat_messages(messages), to_chat_tools(TOOLS))
     text = client._chat.tokenizer.decode(prompt.input_ids, skip_special_tokens=False)
     counted = client.count_tokens(messages, tools=TOOLS) == len(prompt.input_ids)
     return counted and all(part in text for part in ("get_weather", "Oslo", RESULT_TEXT))

@@ -19,7 +19,7 @@ from schema_models import SUPPORTED, UNSUPPORTED
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from {{ cookiecutter.package_name }} import UnsupportedSchemaError
-from {{ cookiecutter.package_name }}._core._constrained import Grammar
+from {{ cookiecutter.package_name }}._core._constrained import Compilers, Grammar
 from {{ cookiecutter.package_name }}._core._schema import prepare_schema, validation_errors
 
 
@@ -229,3 +229,33 @@ def test_an_answer_a_server_cut_off_is_completed_by_the_grammar(
     stray = tokenizer.encode('{"other', add_special_tokens=False)
     assert grammar.completion(stray, [eos], 16) is None  # not this grammar's answer
     assert Grammar("json_schema", json.dumps(schema), tokenizer).server_reserve() == 0
+
+
+def test_the_ending_walks_share_nothing_with_the_requests_matcher(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    """A walk that fails (llguidance can panic in a state a walk reaches, poisoning what deep
+    copies share) ends the planning, never the request: its matcher is not the walks'."""
+    eos = tokenizer.eos_token_id
+    assert isinstance(eos, int)
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    grammar = Grammar("json_schema", json.dumps(schema), tokenizer, budget=12)
+    state = grammar.start(len(tokenizer), [eos])
+    walks: list[Any] = []
+
+    def failing_walks() -> Any:
+        broken = Compilers.of(tokenizer).independent(grammar, len(tokenizer))
+        broken.consume_token(eos)  # not this grammar's first token: the matcher is in error
+        walks.append(broken)
+        return broken
+
+    state.walks = failing_walks
+    for token in tokenizer.encode('{"text": "a', add_special_tokens=False):
+        scores = torch.zeros(len(tokenizer))
+        state.mask(scores)
+        assert scores[token] == 0
+        state.accept(token)
+    assert len(walks) == 1  # planning stopped after the failed walk
+    scores = torch.zeros(len(tokenizer))
+    state.mask(scores)  # the request's own matcher still masks
+    assert int((scores == 0).sum()) > 1

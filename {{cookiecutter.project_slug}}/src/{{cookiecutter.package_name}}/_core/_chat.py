@@ -165,7 +165,11 @@ class Chat:
         Synchronous, so images (if any) are preprocessed on the calling thread here; requests
         preprocess them on the engine thread.
         """
-        return len(self._encode(self.model.renderer.to_chat(chat), list(tools)).input_ids)
+        return len(self.encode(chat, tools).input_ids)
+
+    def encode(self, chat: Sequence[ChatMessage], tools: Sequence[ChatTool]) -> EncodedPrompt:
+        """The prompt the model gets for this chat and these tools."""
+        return self._encode(self.model.renderer.to_chat(chat), list(tools))
 
     # -- Requests ------------------------------------------------------------------------------
 

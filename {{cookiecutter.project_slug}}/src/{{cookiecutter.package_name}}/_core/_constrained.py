@@ -22,11 +22,12 @@ names them, and the request's stop tokens end it once the grammar is complete.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -102,6 +103,10 @@ class BoundedCache(Generic[K, V]):
                 self._entries.move_to_end(key)
             return value
 
+    def pop(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def put(self, key: K, value: V) -> None:
         with self._lock:
             self._entries[key] = value
@@ -162,7 +167,10 @@ class Grammar:
         matcher = compilers.compile(self, vocab_size)
         closers = compilers.token_sequences((*self.closers, *_STRUCTURAL))
         probe = compilers.token_sequences([_TEXT_PROBE])[0]
-        return GrammarState(matcher, sorted(stops), vocab_size, self.budget, closers, probe)
+        state = GrammarState(matcher, sorted(stops), vocab_size, self.budget, closers, probe)
+        state.walks = functools.partial(compilers.independent, self, vocab_size)
+        state.on_failure = functools.partial(compilers.forget, self, vocab_size)
+        return state
 
     def structured_outputs(self) -> dict[str, Any]:
         """The same grammar as a vLLM server's ``structured_outputs`` request field.
@@ -258,6 +266,19 @@ class Compilers:
             self._compiled.put(key, compiled)
         return compiled.deep_copy()
 
+    def independent(self, grammar: Grammar, vocab_size: int) -> llguidance.LLMatcher:
+        """A matcher of ``grammar`` that shares nothing with the cached one (compiled again):
+        a panic in llguidance poisons a lock that a matcher's deep copies share."""
+        import llguidance
+
+        return llguidance.LLMatcher(
+            self.vocabulary(vocab_size), grammar_definition(grammar.kind, grammar.text), log_level=0
+        )
+
+    def forget(self, grammar: Grammar, vocab_size: int) -> None:
+        """Drop ``grammar``'s compiled matcher (after it failed): the next request compiles it."""
+        self._compiled.pop((grammar.kind, grammar.text, vocab_size))
+
     def token_sequences(self, texts: Collection[str]) -> list[list[int]]:
         """Each text as the token ids the tokenizer writes it with (cached)."""
         sequences = []
@@ -307,11 +328,19 @@ class GrammarState:
         self._ending: list[int] = []  # the way to finish being followed, once one is needed
         self._check_below = budget or 0  # look for the way to finish at each step from here
         self._done = False  # a stop token was chosen
+        self._consumed: list[int] = []
+        self._walk_start: llguidance.LLMatcher | None = None
+        self._walks_failed = False
+        self.walks: Callable[[], llguidance.LLMatcher] = matcher.deep_copy
+        """Makes the matcher the ending walks start from (one of its own: see :meth:`ending`)."""
+        self.on_failure: Callable[[], None] = lambda: None
+        """Called when the matcher fails, before the error is raised."""
 
     def mask(self, logits: torch.Tensor) -> None:
         """Set the logits of the tokens the grammar forbids now to ``-inf``, in place."""
         if (
             not self._ending
+            and not self._walks_failed
             and self._left is not None
             and (self._left <= self._check_below or self._left % _RECHECK_EVERY == 0)
         ):
@@ -331,6 +360,7 @@ class GrammarState:
             bias = matcher.compute_logit_bias()  # one byte a token: 0 forbidden, 200 allowed
             forbidden = torch.frombuffer(bytearray(bias), dtype=torch.uint8) == 0
         if matcher.is_error():
+            self.on_failure()
             raise RuntimeError(f"The grammar failed: {matcher.get_error()}")
         forbidden[self._stop_index] = not matcher.is_accepting()
         return forbidden
@@ -343,9 +373,11 @@ class GrammarState:
             self._done = True
             return
         if not self._matcher.consume_token(token_id):
+            self.on_failure()
             raise RuntimeError(
                 f"Token {token_id} does not follow the grammar: {self._matcher.get_error()}"
             )
+        self._consumed.append(token_id)
         if self._left is not None:
             self._left -= 1
         if self._ending:
@@ -368,22 +400,30 @@ class GrammarState:
     def ending(self, left: int) -> list[int] | None:
         """Tokens that complete the grammar from here, ending with a stop token.
 
-        A greedy walk on a copy of the matcher: a stop token as soon as the grammar allows one,
-        the text the grammar forces, else the first closer (tried in order) that makes progress:
+        A greedy walk on a matcher of its own: a stop token as soon as the grammar allows one,
+        else the first closer (tried in order) that makes progress:
         inside free text (a string, reasoning) only one that leaves it counts. When none fits (a
         pattern, an enum), the first token the grammar allows. None when the walk finds no end
         within ``left`` tokens (256 at most): no ending longer than the tokens left is of use.
         """
-        walk = self._matcher.deep_copy()
+        # The walk runs on a matcher of its own, never a deep copy of the request's: llguidance
+        # 1.9.1 can panic in states a walk reaches ("!s.has_pending_lexeme_bytes()" in
+        # compute_logit_bias and compute_ff_tokens, found on GLM-4.7-Flash's forced calls), and
+        # a panic poisons a lock that deep copies share. A failed walk ends the planning.
+        if self._walk_start is None:
+            self._walk_start = self.walks()
+        walk = self._walk_start.deep_copy()
+        if not walk.consume_tokens(self._consumed) or walk.is_error():
+            self._walks_failed = True
+            return None
         probe = self._probe
         ending: list[int] = []
         while len(ending) < min(left, _LONGEST_ENDING):
+            if walk.is_error():
+                self._walks_failed = True
+                return None
             if walk.is_accepting():
                 return [*ending, self._stops[0]]
-            forced = walk.compute_ff_tokens()
-            if forced and walk.consume_tokens(forced):
-                ending.extend(forced)
-                continue
             in_text = walk.validate_tokens(probe) == len(probe)
             recent = ending[-_LONGEST_RUN:]
             looping = recent[:1] if len(recent) == _LONGEST_RUN and len(set(recent)) == 1 else []
@@ -399,6 +439,7 @@ class GrammarState:
             else:
                 first = self._first_allowed(walk)
                 if first is None or not walk.consume_token(first):
+                    self._walks_failed = walk.is_error()
                     return None
                 ending.append(first)
         return None
