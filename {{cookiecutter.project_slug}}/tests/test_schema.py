@@ -244,7 +244,7 @@ def test_the_ending_walks_share_nothing_with_the_requests_matcher(
     walks: list[Any] = []
 
     def failing_walks() -> Any:
-        broken = Compilers.of(tokenizer).independent(grammar, len(tokenizer))
+        broken = Compilers.of(tokenizer).walk_start(grammar, len(tokenizer))
         broken.consume_token(eos)  # not this grammar's first token: the matcher is in error
         walks.append(broken)
         return broken

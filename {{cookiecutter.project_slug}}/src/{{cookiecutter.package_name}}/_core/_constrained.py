@@ -168,8 +168,9 @@ class Grammar:
         closers = compilers.token_sequences((*self.closers, *_STRUCTURAL))
         probe = compilers.token_sequences([_TEXT_PROBE])[0]
         state = GrammarState(matcher, sorted(stops), vocab_size, self.budget, closers, probe)
-        state.walks = functools.partial(compilers.independent, self, vocab_size)
+        state.walks = functools.partial(compilers.walk_start, self, vocab_size)
         state.on_failure = functools.partial(compilers.forget, self, vocab_size)
+        state.on_walk_failure = functools.partial(compilers.forget, self, vocab_size, walks=True)
         return state
 
     def structured_outputs(self) -> dict[str, Any]:
@@ -221,6 +222,8 @@ class Compilers:
         self._vocabularies: dict[int, llguidance.LLTokenizer] = {}
         self._compiled: BoundedCache[tuple[str, str, int], llguidance.LLMatcher]
         self._compiled = BoundedCache()
+        self._walk_starts: BoundedCache[tuple[str, str, int], llguidance.LLMatcher]
+        self._walk_starts = BoundedCache()
         self._sequences: dict[str, list[int]] = {}
         self._lock = threading.Lock()  # one compile at a time, the cache re-checked
 
@@ -266,18 +269,28 @@ class Compilers:
             self._compiled.put(key, compiled)
         return compiled.deep_copy()
 
-    def independent(self, grammar: Grammar, vocab_size: int) -> llguidance.LLMatcher:
-        """A matcher of ``grammar`` that shares nothing with the cached one (compiled again):
-        a panic in llguidance poisons a lock that a matcher's deep copies share."""
-        import llguidance
+    def walk_start(self, grammar: Grammar, vocab_size: int) -> llguidance.LLMatcher:
+        """A fresh matcher of ``grammar`` for ending walks (compiled once, then copied). It
+        shares nothing with the requests' matchers: a panic in llguidance poisons a lock that
+        a matcher's deep copies share, so a walk that fails must not reach a request."""
+        key = (grammar.kind, grammar.text, vocab_size)
+        start = self._walk_starts.get(key)
+        if start is None:
+            import llguidance
 
-        return llguidance.LLMatcher(
-            self.vocabulary(vocab_size), grammar_definition(grammar.kind, grammar.text), log_level=0
-        )
+            start = llguidance.LLMatcher(
+                self.vocabulary(vocab_size),
+                grammar_definition(grammar.kind, grammar.text),
+                log_level=0,
+            )
+            self._walk_starts.put(key, start)
+        return start.deep_copy()
 
-    def forget(self, grammar: Grammar, vocab_size: int) -> None:
-        """Drop ``grammar``'s compiled matcher (after it failed): the next request compiles it."""
-        self._compiled.pop((grammar.kind, grammar.text, vocab_size))
+    def forget(self, grammar: Grammar, vocab_size: int, *, walks: bool = False) -> None:
+        """Drop ``grammar``'s compiled matcher for requests (or for walks) after it failed: the
+        next one compiles it again."""
+        cache = self._walk_starts if walks else self._compiled
+        cache.pop((grammar.kind, grammar.text, vocab_size))
 
     def token_sequences(self, texts: Collection[str]) -> list[list[int]]:
         """Each text as the token ids the tokenizer writes it with (cached)."""
@@ -335,6 +348,8 @@ class GrammarState:
         """Makes the matcher the ending walks start from (one of its own: see :meth:`ending`)."""
         self.on_failure: Callable[[], None] = lambda: None
         """Called when the matcher fails, before the error is raised."""
+        self.on_walk_failure: Callable[[], None] = lambda: None
+        """Called when an ending walk fails (planning then stops for this request)."""
 
     def mask(self, logits: torch.Tensor) -> None:
         """Set the logits of the tokens the grammar forbids now to ``-inf``, in place."""
@@ -414,13 +429,13 @@ class GrammarState:
             self._walk_start = self.walks()
         walk = self._walk_start.deep_copy()
         if not walk.consume_tokens(self._consumed) or walk.is_error():
-            self._walks_failed = True
+            self._walk_failed()
             return None
         probe = self._probe
         ending: list[int] = []
         while len(ending) < min(left, _LONGEST_ENDING):
             if walk.is_error():
-                self._walks_failed = True
+                self._walk_failed()
                 return None
             if walk.is_accepting():
                 return [*ending, self._stops[0]]
@@ -439,10 +454,16 @@ class GrammarState:
             else:
                 first = self._first_allowed(walk)
                 if first is None or not walk.consume_token(first):
-                    self._walks_failed = walk.is_error()
+                    if walk.is_error():
+                        self._walk_failed()
                     return None
                 ending.append(first)
         return None
+
+    def _walk_failed(self) -> None:
+        """No more walks for this request; later ones start from a newly compiled matcher."""
+        self._walks_failed = True
+        self.on_walk_failure()
 
     def _first_allowed(self, matcher: llguidance.LLMatcher) -> int | None:
         """The lowest token id ``matcher`` allows, stop tokens aside."""
