@@ -321,3 +321,21 @@ def test_awkward_names_project_passes_its_own_checks(bake: Bake, mypy_cache: Pat
     )
     output = check_baked_project(project, mypy_cache)
     assert re.search(r"\d+ passed", output)
+
+
+def test_the_template_tests_install_what_every_bake_needs(bake: Bake) -> None:
+    """Baked suites run in the template's environment: requirements-test.txt holds the
+    dependencies (and test extra) of a project with every answer on."""
+    project = bake(vision=True, agent_framework=True, min_python_version="3.11")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    wanted = [*pyproject["project"]["dependencies"]]
+    extras = pyproject["project"]["optional-dependencies"]
+    wanted += [*extras["test"], *extras["constrained"], *extras["vllm"]]
+    installed = {
+        re.split(r"[<>=!~\[; ]", line.strip())[0].lower()
+        for line in (TEMPLATE / "requirements-test.txt").read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith(("#", "-"))
+    }
+    names = {re.split(r"[<>=!~\[; ]", requirement)[0].lower() for requirement in wanted}
+    names.discard(answers_of(project)["project_slug"])  # the project's own extras
+    assert names - installed == set()
