@@ -90,9 +90,23 @@ OPTIONAL_FILES: dict[str, list[str]] = {
         "{package}/_core/_tool_parsers.py",
         "{package}/_core/_tools.py",
         "benchmarks/bench_tools.py",
+        "tests/chat_templates/atem_tools.jinja",
+        "tests/chat_templates/command_r_tools.jinja",
+        "tests/chat_templates/deepseek_r1_tools.jinja",
+        "tests/chat_templates/dsml_tools.jinja",
+        "tests/chat_templates/functionary_v32_tools.jinja",
         "tests/chat_templates/gemma4_tools.jinja",
         "tests/chat_templates/glm_tools.jinja",
+        "tests/chat_templates/hermes3_tools.jinja",
+        "tests/chat_templates/hy3_tools.jinja",
+        "tests/chat_templates/kimi_k2_tools.jinja",
+        "tests/chat_templates/kimi_k3_tools.jinja",
+        "tests/chat_templates/lfm2_tools.jinja",
         "tests/chat_templates/llama3_tools.jinja",
+        "tests/chat_templates/llama4_tools.jinja",
+        "tests/chat_templates/minicpm5_tools.jinja",
+        "tests/chat_templates/minimax_m2_tools.jinja",
+        "tests/chat_templates/minimax_m3_tools.jinja",
         "tests/chat_templates/mistral_tools.jinja",
         "tests/chat_templates/mistral_v11_tools.jinja",
         "tests/chat_templates/mistral_v13_tools.jinja",
@@ -185,11 +199,13 @@ def stand_in_moves(answers: Mapping[str, Any]) -> list[tuple[str, str]]:
 def apply_capability_answers(project: Path, answers: Mapping[str, Any]) -> None:
     """Delete the files of capabilities not chosen (and of publishing, for a proprietary
     license), and move the stand-ins into place."""
+    emptied: set[Path] = set()
     for relative in unselected_files(answers):
         (project / relative).unlink(missing_ok=True)
-    front = project / _package(answers) / "_agent_framework"
-    if front.is_dir() and not any(front.iterdir()):
-        front.rmdir()
+        emptied.add((project / relative).parent)
+    for folder in sorted(emptied, key=lambda path: len(path.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a whole module folder unselected (the Agent Framework front)
     for source, target in stand_in_moves(answers):
         (project / source).replace(project / target)
 

@@ -29,6 +29,8 @@ def test_function_calling_answer_selects_the_tool_files(bake: Bake, function_cal
     for relative in TOOL_FILES:
         assert (project / relative).is_file() is function_calling, relative
     assert (project / "tests/test_tools_disabled.py").is_file() is not function_calling
+    tool_templates = list((project / "tests/chat_templates").glob("*_tools.jinja"))
+    assert bool(tool_templates) is function_calling  # only the tool tests read them
     config = (project / PACKAGE / "_core" / "_config.py").read_text("utf-8")
     assert ("tool_call_format" in config) is function_calling
     assert is_stand_in(project / PACKAGE / "_core" / "_tools.py") is not function_calling

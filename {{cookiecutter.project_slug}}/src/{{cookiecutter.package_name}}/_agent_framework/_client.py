@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from .._core._chat import Answer, Chat, PreparedRequest
 from .._core._config import ModelConfig
 from .._core._defaults import DEFAULT_CAPABILITIES, Capabilities
+from .._core._types import check_text
 from ._messages import (
     answer_contents,
     to_chat_messages,
@@ -227,6 +228,7 @@ class {{ cookiecutter.agent_framework_client_class_name }}(
                 "repetition_penalty is the nearest setting."
             )
         chat = to_chat_messages(messages)
+        check_text(chat)
         if instructions := validated.get("instructions"):
             chat = [{"role": "system", "content": instructions}, *chat]
         tools = to_chat_tools(validated.get("tools"))

@@ -14,7 +14,14 @@ from agent_framework.exceptions import ChatClientInvalidRequestException
 from PIL import Image
 
 from .._core._chat import Answer
-from .._core._types import ChatMessage, ChatTool, ForcedTool, ToolChoice, tool_name
+from .._core._types import (
+    ChatMessage,
+    ChatTool,
+    ForcedTool,
+    ToolChoice,
+    template_arguments,
+    tool_name,
+)
 
 _IGNORED_CONTENT = frozenset({"usage", "error"})
 """Content that says something about an earlier answer, not to the model."""
@@ -46,10 +53,7 @@ def _arguments(content: Content) -> Any:
     arguments = content.arguments
     if isinstance(arguments, Mapping):
         return dict(arguments)
-    try:
-        return json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        return arguments
+    return template_arguments(arguments or "{}")
 
 
 def _result_text(content: Content) -> str:

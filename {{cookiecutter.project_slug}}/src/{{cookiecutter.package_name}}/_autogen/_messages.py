@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,16 +15,8 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 
-from .._core._types import ChatMessage, ChatTool, ForcedTool, ToolChoice
+from .._core._types import ChatMessage, ChatTool, ForcedTool, ToolChoice, template_arguments
 from .._core._types import FunctionCall as CoreCall
-
-
-def _tool_call_arguments(arguments: str) -> Any:
-    """Chat templates want tool-call arguments as a dict; AutoGen keeps a JSON string."""
-    try:
-        return json.loads(arguments)
-    except json.JSONDecodeError:
-        return arguments
 
 
 def _user_content(index: int, message: UserMessage) -> str | list[dict[str, Any]]:
@@ -65,7 +56,7 @@ def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
                         "type": "function",
                         "function": {
                             "name": call.name,
-                            "arguments": _tool_call_arguments(call.arguments),
+                            "arguments": template_arguments(call.arguments),
                         },
                     }
                     for call in message.content

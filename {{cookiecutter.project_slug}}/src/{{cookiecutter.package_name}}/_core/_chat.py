@@ -17,6 +17,8 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from transformers import PreTrainedTokenizerBase
+
 from ._config import ModelConfig
 from ._decoding import request_settings
 from ._defaults import Capabilities
@@ -40,7 +42,6 @@ from ._types import (
     FinishReason,
     FunctionCall,
     ToolChoice,
-    check_text,
     tool_name,
 )
 
@@ -146,7 +147,7 @@ class Chat:
         self.closed = False
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         return self.model.tokenizer
 
     @property
@@ -187,13 +188,12 @@ class Chat:
         Raises:
             ContextWindowExceededError: the prompt does not fit in the context window.
             CapabilityError: tools, JSON output or images where the client has no support.
-            ValueError: an unknown or invalid extra argument, a ``tool_choice`` naming a
-                tool that is not given, or text that is not valid Unicode (a lone surrogate).
+            ValueError: an unknown or invalid extra argument, or a ``tool_choice`` naming a
+                tool that is not given.
             UnsupportedSchemaError: the JSON schema (or a forced tool's parameters) is none
                 that a grammar can guarantee a valid answer for.
         """
         self.check_open()
-        check_text(chat)
         model = self.model
         settings, passthrough = request_settings(self.settings, extra_arguments)
         rendered = model.renderer.to_chat(chat)

@@ -167,11 +167,17 @@ class Grammar:
         matcher = compilers.compile(self, vocab_size)
         closers = compilers.token_sequences((*self.closers, *_STRUCTURAL))
         probe = compilers.token_sequences([_TEXT_PROBE])[0]
-        state = GrammarState(matcher, sorted(stops), vocab_size, self.budget, closers, probe)
-        state.walks = functools.partial(compilers.walk_start, self, vocab_size)
-        state.on_failure = functools.partial(compilers.forget, self, vocab_size)
-        state.on_walk_failure = functools.partial(compilers.forget, self, vocab_size, walks=True)
-        return state
+        return GrammarState(
+            matcher,
+            sorted(stops),
+            vocab_size,
+            self.budget,
+            closers,
+            probe,
+            walks=functools.partial(compilers.walk_start, self, vocab_size),
+            on_failure=functools.partial(compilers.forget, self, vocab_size),
+            on_walk_failure=functools.partial(compilers.forget, self, vocab_size, walks=True),
+        )
 
     def structured_outputs(self) -> dict[str, Any]:
         """The same grammar as a vLLM server's ``structured_outputs`` request field.
@@ -330,6 +336,10 @@ class GrammarState:
         budget: int | None,
         closers: list[list[int]],
         probe: list[int],
+        *,
+        walks: Callable[[], llguidance.LLMatcher],
+        on_failure: Callable[[], None],
+        on_walk_failure: Callable[[], None],
     ) -> None:
         self._matcher = matcher
         self._probe = probe
@@ -344,11 +354,11 @@ class GrammarState:
         self._consumed: list[int] = []
         self._walk_start: llguidance.LLMatcher | None = None
         self._walks_failed = False
-        self.walks: Callable[[], llguidance.LLMatcher] = matcher.deep_copy
+        self.walks = walks
         """Makes the matcher the ending walks start from (one of its own: see :meth:`ending`)."""
-        self.on_failure: Callable[[], None] = lambda: None
+        self.on_failure = on_failure
         """Called when the matcher fails, before the error is raised."""
-        self.on_walk_failure: Callable[[], None] = lambda: None
+        self.on_walk_failure = on_walk_failure
         """Called when an ending walk fails (planning then stops for this request)."""
 
     def mask(self, logits: torch.Tensor) -> None:

@@ -41,6 +41,7 @@ class SharedModel:
     """A loaded model: its prompt renderer, its engine, what its template does with tools."""
 
     def __init__(self, config: ModelConfig, owner: str) -> None:
+        self.key = model_key(config)
         check_model_source(config)
         check_device(config)
         self.renderer: PromptRenderer = load_renderer(config)
@@ -58,7 +59,6 @@ class SharedModel:
         self.tool_calling = ToolCalling(self.renderer, config)
         self.json_output = JsonOutput(self.tokenizer)
         self._clients: weakref.WeakSet[object] = weakref.WeakSet()
-        self.key = ""
 
     async def release(self, client: object) -> None:
         """``client`` is done with the model; the last one stops the engine (requests still
@@ -90,8 +90,6 @@ def acquire(config: ModelConfig, client: object, owner: str) -> SharedModel:
     with _LOADED_LOCK:
         model = _LOADED.get(key)
         if model is None:
-            model = SharedModel(config, owner)
-            model.key = key
-            _LOADED[key] = model
+            model = _LOADED[key] = SharedModel(config, owner)
         model._clients.add(client)
         return model

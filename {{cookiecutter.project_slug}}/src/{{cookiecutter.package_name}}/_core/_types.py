@@ -9,6 +9,7 @@ types to these and back.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,6 +46,15 @@ ToolChoice = Literal["auto", "required", "none"] | ForcedTool
 """``auto``: the model decides; ``required``: one call to any tool; ``none``: no tools."""
 
 FinishReason = Literal["stop", "length", "function_calls"]
+
+
+def template_arguments(arguments: str) -> Any:
+    """A call's JSON arguments as chat templates take them: a dict (the text where it is
+    not JSON, as given)."""
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
 
 
 def image_origin(part: dict[str, Any]) -> str:
